@@ -1,0 +1,3 @@
+from aics.cli import main
+
+main()

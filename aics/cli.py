@@ -1,0 +1,67 @@
+"""The ``aics`` command: one subcommand per task, each imported only when it is used.
+
+``aics --help`` and ``aics --version`` import neither torch nor any task (start-up is measured in bench/).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from aics import __version__
+from aics.core.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, debug_enabled
+
+# name -> (module with a click group called `cli`, one-line summary)
+TASKS: dict[str, tuple[str, str]] = {
+    "vae": ("aics.tasks.vae.cli", "VAE on MNIST: latent maps for z=1 and z=2, reconstruction error."),
+}
+PLANNED = ("lm", "detect", "squad", "tts", "asr", "sed", "caption", "avsc")
+
+
+class TaskGroup(click.Group):
+    """Lists the TASKS table and imports a task's commands only when that task is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(TASKS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in TASKS:
+            return None
+        return importlib.import_module(TASKS[name][0]).cli
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Described from the table, so listing the tasks imports none of them.
+        with formatter.section("Tasks"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in TASKS.items()])
+
+
+@click.group(
+    cls=TaskGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog=f"Planned, not built yet: {', '.join(PLANNED)}. Set AICS_DEBUG=1 to see tracebacks.",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="aics")
+def cli() -> None:
+    """aics: AI-systems course labs end to end (data, features, training, decoding, scores).
+
+    Each task is a group of commands; recipes in recipes/<name>/run.sh chain them into stages.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="aics", standalone_mode=False)
+    except UserError as e:
+        if debug_enabled():
+            raise
+        click.echo(f"aics: error: {e}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except click.exceptions.Abort:
+        click.echo("aics: interrupted; rerun the same command to resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,1 @@
+"""Task-agnostic infrastructure shared by every aics task (no task's nn.Module lives here)."""

@@ -1,0 +1,86 @@
+"""Distributed training under ``torchrun``: gloo on CPU, nccl on GPU; rank 0 logs and checkpoints.
+
+A trainer calls ``init_distributed`` once; without torchrun (WORLD_SIZE unset) it is a no-op and the
+same code runs in one process::
+
+    ctx = init_distributed("auto")
+    model = wrap_model(model.to(ctx.device), ctx)
+    sampler = EpochBatchSampler(n, batch_size, rank=ctx.rank, world_size=ctx.world_size)
+    if ctx.is_main: save(...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+import torch.distributed as dist
+
+from aics.core.errors import UserError
+from aics.core.runtime import pick_device
+
+
+@dataclasses.dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistContext:
+    """Join the process group torchrun set up (env:// rendezvous), or run alone when there is none."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device)
+    if world <= 1:
+        return DistContext(0, 1, 0, dev)
+    if dev.type == "cuda":
+        if torch.cuda.device_count() <= local_rank:
+            raise UserError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPUs are visible")
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    elif dev.type == "mps":
+        dev = torch.device("cpu")  # no MPS collective backend
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return DistContext(rank, world, local_rank, dev)
+
+
+def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    if not ctx.distributed:
+        return model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum a tensor over ranks (identity when alone); used for exact dataset-level metrics."""
+    if ctx.distributed:
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()
+
+
+def cleanup(ctx: DistContext) -> None:
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()

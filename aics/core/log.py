@@ -1,0 +1,104 @@
+"""Logging: stderr/file log lines, tqdm progress bars, TensorBoard scalars/images, ``metrics.jsonl``.
+
+Only rank 0 writes; progress bars are quiet when stderr is not a terminal (AICS_PROGRESS=1 forces them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from aics.core.io import append_jsonl, read_jsonl, write_jsonl
+
+LOGGER_NAME = "aics"
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+def setup_logging(log_file: str | Path | None = None, is_main: bool = True, verbose: bool = False) -> None:
+    """Log lines go to stderr (rank 0 only) and, when given, to ``log_file``."""
+    logger = get_logger()
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    logger.propagate = False
+    if not is_main:
+        logger.addHandler(logging.NullHandler())
+        return
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(fmt)
+    logger.addHandler(console)
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setFormatter(fmt)
+        logger.addHandler(fh)
+
+
+def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs: Any):
+    """A tqdm bar, shown only on a terminal (or when AICS_PROGRESS=1), never on non-main ranks."""
+    from tqdm.auto import tqdm
+
+    forced = os.environ.get("AICS_PROGRESS")
+    if not enabled or forced == "0":
+        disable: bool | None = True
+    elif forced == "1":
+        disable = False
+    else:
+        disable = None  # tqdm: off when not a TTY
+    kwargs.setdefault("dynamic_ncols", True)
+    kwargs.setdefault("leave", False)
+    return tqdm(iterable, disable=disable, **kwargs)
+
+
+class MetricsLogger:
+    """Scalars to TensorBoard (``<exp>/tb``) and to ``<exp>/log/metrics.jsonl``; images to TensorBoard.
+
+    ``resume_step`` drops records written after that step by an interrupted run, in both places.
+    """
+
+    def __init__(self, exp_dir: str | Path, enabled: bool = True, resume_step: int | None = None):
+        self.exp_dir = Path(exp_dir)
+        self.enabled = enabled
+        self.jsonl = self.exp_dir / "log" / "metrics.jsonl"
+        self._resume_step = resume_step
+        self._tb = None
+        if enabled and resume_step is not None and self.jsonl.exists():
+            kept = [r for r in read_jsonl(self.jsonl) if r.get("step", 0) <= resume_step]
+            write_jsonl(self.jsonl, kept)
+
+    @property
+    def tb(self):
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.exp_dir / "tb"), purge_step=self._resume_step)
+        return self._tb
+
+    def scalars(self, split: str, step: int, values: dict[str, float], **fields: Any) -> None:
+        if not self.enabled:
+            return
+        for k, v in values.items():
+            self.tb.add_scalar(f"{split}/{k}", float(v), step)
+        record = {"split": split, "step": step, **fields, **{k: float(v) for k, v in values.items()}}
+        record["time"] = round(time.time(), 3)
+        append_jsonl(self.jsonl, record)
+
+    def image(self, tag: str, image_chw, step: int) -> None:
+        """``image_chw``: a float tensor (C, H, W) in [0, 1]."""
+        if self.enabled:
+            self.tb.add_image(tag, image_chw, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None

@@ -1,0 +1,66 @@
+"""Seeding, device choice (cuda > mps > cpu), mixed precision on CUDA, determinism switches."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from aics.core.errors import UserError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` takes cuda, then mps, then cpu; an explicit choice that is not available is an error."""
+    name = name or "auto"
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError(f"--device {name}: MPS is not available here; use --device cpu or auto")
+    if kind not in DEVICE_CHOICES:
+        raise UserError(f"--device {name}: unknown device; use one of {', '.join(DEVICE_CHOICES)}")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Ask for deterministic kernels (slower on GPU); CPU training is reproducible either way."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+
+
+def amp_enabled(device: torch.device, requested: bool) -> bool:
+    """Mixed precision is used only on CUDA (CPU autocast is slower for these models)."""
+    return requested and device.type == "cuda"
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if not amp_enabled(device, enabled):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
+    """A GradScaler that is active only for fp16 autocast on CUDA (bf16 needs none)."""
+    active = amp_enabled(device, enabled) and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler("cuda", enabled=active)

@@ -1,0 +1,1 @@
+"""The MNIST VAE lab: ``aics vae ...`` and ``recipes/vae/run.sh``."""

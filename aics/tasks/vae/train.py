@@ -1,0 +1,189 @@
+"""Train a VAE on prepared MNIST; resumes from ``<exp>/ckpt/last.pt`` when one is there.
+
+Usage: aics vae train --data data/vae/prepared --exp exp/vae/tiny_mlp_z2 --conf recipes/vae/conf/tiny.yaml
+
+Writes ``<exp>/config.yaml``, ``ckpt/{epoch-NNN,last,best}.pt`` (best = lowest valid negative ELBO),
+``tb/`` (TensorBoard: train/valid losses, reconstructions) and ``log/{train.log,metrics.jsonl}``.
+Runs under ``torchrun --nproc-per-node N`` too (data sharded by rank, rank 0 logs and saves).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from aics.core.ckpt import CheckpointDir, load_checkpoint, restore_training_state, training_state
+from aics.core.config import diff_keys, save_config, to_dict
+from aics.core.dist import barrier, cleanup, init_distributed, wrap_model
+from aics.core.errors import UserError
+from aics.core.loader import EpochBatchSampler, build_loader
+from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
+from aics.core.runtime import autocast, grad_scaler, seed_everything, set_deterministic
+from aics.core.stage import begin_stage, is_done, mark_done
+from aics.tasks.vae.config import VAEConfig
+from aics.tasks.vae.data import MnistSplit, batch_collate, check_prepared
+from aics.tasks.vae.metrics import evaluate
+from aics.tasks.vae.model import VAE, bernoulli_nll, count_parameters, kl_to_standard_normal
+
+TASK = "vae"
+
+
+def build_model(cfg: VAEConfig, image_shape: tuple[int, int, int]) -> VAE:
+    m = cfg.model
+    return VAE(m.zdim, arch=m.arch, hidden=m.hidden, channels=m.channels, image_shape=image_shape)
+
+
+def _has_last(exp: Path) -> bool:
+    return (exp / "ckpt" / "last.pt").is_file()
+
+
+def reconstruction_grid(model: VAE, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Originals (top row) over reconstructions from the posterior mean (bottom row).  # (1, 2H, n*W)"""
+    with torch.no_grad():
+        x = images.to(device)
+        recon = torch.sigmoid(model.decode(model.encode(x)[0])).cpu()
+    top = torch.cat(list(images[:, 0]), dim=1)
+    bottom = torch.cat(list(recon[:, 0]), dim=1)
+    return torch.cat([top, bottom], dim=0).unsqueeze(0)
+
+
+def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
+    """Train (or resume) one experiment and return the final valid scores."""
+    data_dir, exp = check_prepared(data_dir), Path(exp_dir)
+    ctx = init_distributed(cfg.train.device)
+    proceed = True
+    if ctx.is_main:
+        proceed = begin_stage(exp, overwrite, what="train", resumable=_has_last)
+    barrier(ctx)
+    if not proceed or (not ctx.is_main and is_done(exp)):
+        return {}
+    setup_logging(exp / "log" / "train.log", ctx.is_main)
+    log = get_logger()
+    device, tc = ctx.device, cfg.train
+    seed_everything(tc.seed)
+    set_deterministic(tc.deterministic)
+
+    train_set, valid_set = MnistSplit(data_dir, "train"), MnistSplit(data_dir, "valid")
+    image_shape = tuple(train_set.images.shape[1:])
+    model = build_model(cfg, image_shape).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scaler = grad_scaler(device, tc.amp)
+    ckpts = CheckpointDir(exp, keep_epochs=tc.keep_epochs)
+    params = count_parameters(model)
+
+    step = epoch = batch_in_epoch = 0
+    best = math.inf
+    resumed = ckpts.last.is_file()
+    if resumed:
+        ckpt = load_checkpoint(ckpts.last, map_location=device, task=TASK)
+        changed = [k for k in diff_keys(ckpt["config"], to_dict(cfg)) if k.startswith("model.")]
+        if changed:
+            raise UserError(
+                f"{ckpts.last}: was trained with a different model ({', '.join(changed)}); "
+                "pass --overwrite to start again, or use another --exp"
+            )
+        restore_training_state(ckpt, model, optimizer, scaler=scaler)
+        step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        best = ckpt["metrics"].get("best_valid_loss", math.inf)
+        log.info(f"resuming {exp} from step {step} (epoch {epoch + 1}, batch {batch_in_epoch})")
+    if ctx.is_main:
+        save_config(cfg, exp / "config.yaml")
+    log.info(
+        f"VAE {cfg.model.arch} zdim={cfg.model.zdim}: {params['total']:,} parameters "
+        f"(encoder {params['encoder']:,}, decoder {params['decoder']:,}) on {device}, "
+        f"{len(train_set)} train / {len(valid_set)} valid images"
+    )
+
+    net = wrap_model(model, ctx)
+    sampler = EpochBatchSampler(
+        len(train_set), tc.batch_size, shuffle=True, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
+    )
+    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step if resumed else None)
+    preview = valid_set.images[: cfg.infer.n_recon]
+
+    def state(metrics_now: dict) -> dict:
+        return training_state(
+            task=TASK, model=model, optimizer=optimizer, scaler=scaler, step=step, epoch=epoch,
+            batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
+            metrics={"best_valid_loss": best, "parameters": params["total"], **metrics_now},
+            extra={"image_shape": list(image_shape)},
+        )  # fmt: skip
+
+    valid: dict = {}
+    start_time = time.time()
+    try:
+        while epoch < tc.epochs:
+            sampler.set_epoch(epoch, batch_in_epoch)
+            net.train()
+            sums = torch.zeros(3, dtype=torch.float64)
+            bar = progress(
+                build_loader(train_set, sampler, tc.num_workers, collate_fn=batch_collate),
+                total=len(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main,
+            )  # fmt: skip
+            for x, _ in bar:
+                x = x.to(device, non_blocking=True)
+                with autocast(device, tc.amp):
+                    logits, mu, logvar = net(x)
+                recon = bernoulli_nll(logits.float(), x)  # (B,)
+                kl = kl_to_standard_normal(mu.float(), logvar.float())  # (B,)
+                loss = (recon + tc.beta * kl).mean()
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                step += 1
+                batch_in_epoch += 1
+                sums += torch.tensor(
+                    [loss.item(), recon.mean().item(), kl.mean().item()], dtype=torch.float64
+                )
+                if step % tc.log_every == 0:
+                    metrics.scalars(
+                        "train", step, {"loss": loss.item(), "recon_bce": recon.mean().item(),
+                                        "kl": kl.mean().item()}, epoch=epoch + 1,
+                    )  # fmt: skip
+                    bar.set_postfix(loss=f"{loss.item():.1f}")
+                if ctx.is_main and tc.save_every_steps and step % tc.save_every_steps == 0:
+                    ckpts.save(state({}))
+                if tc.max_steps and step >= tc.max_steps:
+                    if ctx.is_main:
+                        ckpts.save(state({}))
+                    log.info(f"stopped at train.max_steps={tc.max_steps}; rerun without it to continue")
+                    return {}
+            taken = max(1, int(len(sampler)))
+            epoch += 1
+            batch_in_epoch = 0
+            if ctx.is_main:
+                train_avg = dict(zip(("loss", "recon_bce", "kl"), (sums / taken).tolist(), strict=True))
+                valid = evaluate(model, valid_set.images, cfg.infer.batch_size, device, seed=tc.seed)
+                metrics.scalars("train_epoch", step, train_avg, epoch=epoch)
+                metrics.scalars(
+                    "valid",
+                    step,
+                    {k: valid[k] for k in ("loss", "recon_bce", "kl", "recon_mse")},
+                    epoch=epoch,
+                )
+                metrics.image("valid/reconstructions", reconstruction_grid(model, preview, device), step)
+                is_best = valid["loss"] < best
+                best = min(best, valid["loss"])
+                ckpts.save(state({"valid": valid}), epoch_end=True, is_best=is_best)
+                log.info(
+                    f"epoch {epoch}/{tc.epochs} step {step}: train loss {train_avg['loss']:.2f}, valid loss "
+                    f"{valid['loss']:.2f} (recon {valid['recon_bce']:.2f} + KL {valid['kl']:.2f})"
+                    + (" *best*" if is_best else "")
+                )
+            barrier(ctx)
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            ckpts.save(state({}))
+            log.info(f"interrupted at step {step}; {ckpts.last} saved, rerun the same command to resume")
+        raise
+    finally:
+        metrics.close()
+    if ctx.is_main:
+        mark_done(exp, {"step": step, "epoch": epoch, "seconds": round(time.time() - start_time, 1)})
+    barrier(ctx)
+    cleanup(ctx)
+    return valid

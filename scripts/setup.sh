@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Usage: bash scripts/setup.sh [VENV_DIR]
+#
+# Creates VENV_DIR (default: .venv at the repository root) and installs aics into it, editable, with the
+# dev extras. torch is pinned through constraints.txt so that no dependency can pull another build; if the
+# environment already has a torch (say a CUDA build you installed yourself), that exact version is pinned
+# instead and kept. Extra pip arguments can be passed in AICS_PIP_ARGS (e.g. AICS_PIP_ARGS="-e .[dev,sed]").
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${1:-$root/.venv}
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+    || { echo "aics: error: $python is older than Python 3.10; set PYTHON=/path/to/python3.10+" >&2; exit 2; }
+  echo "setup: creating $venv"
+  "$python" -m venv "$venv"
+fi
+py="$venv/bin/python"
+
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+have_torch=$("$py" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null || true)
+if [ -n "$have_torch" ]; then
+  sed "s/^torch==.*/torch==$have_torch/" "$root/constraints.txt" >"$constraints"
+  echo "setup: keeping the installed torch $have_torch"
+else
+  cp "$root/constraints.txt" "$constraints"
+fi
+
+# shellcheck disable=SC2086
+"$py" -m pip install --quiet --disable-pip-version-check -c "$constraints" ${AICS_PIP_ARGS:--e "$root[dev]"}
+"$py" -c 'import torch, aics; print(f"setup: aics {aics.__version__} with torch {torch.__version__} in '"$venv"'")'

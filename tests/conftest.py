@@ -1,0 +1,20 @@
+import pytest
+
+
+@pytest.fixture(scope="session")
+def mnist_synth(tmp_path_factory):
+    """A small offline MNIST-format directory (the four IDX files)."""
+    from aics.tasks.vae.synth import generate
+
+    out = tmp_path_factory.mktemp("mnist_synth")
+    generate(out, n_train=700, n_test=200, seed=0, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mnist_prepared(mnist_synth, tmp_path_factory):
+    from aics.tasks.vae.data import prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "prepared"
+    prepare(mnist_synth, out, valid_size=200, seed=0)
+    return out

@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from aics.core.errors import UserError
+from aics.core.io import read_jsonl
+from aics.core.log import MetricsLogger
+from aics.core.runtime import autocast, grad_scaler, pick_device
+
+
+def test_pick_device():
+    assert pick_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else None
+    if expected:
+        assert pick_device("auto").type == "cuda"
+    else:
+        with pytest.raises(UserError, match="CUDA is not available"):
+            pick_device("cuda")
+    with pytest.raises(UserError, match="unknown device"):
+        pick_device("tpu")
+
+
+def test_amp_is_off_on_cpu():
+    cpu = torch.device("cpu")
+    with autocast(cpu, True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert not grad_scaler(cpu, True).is_enabled()
+
+
+def test_metrics_logger_writes_and_truncates_on_resume(tmp_path):
+    m = MetricsLogger(tmp_path)
+    for step in (10, 20, 30):
+        m.scalars("train", step, {"loss": 1.0 / step}, epoch=1)
+    m.close()
+    assert [r["step"] for r in read_jsonl(tmp_path / "log" / "metrics.jsonl")] == [10, 20, 30]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*")), "TensorBoard event file written"
+    m = MetricsLogger(tmp_path, resume_step=20)
+    m.scalars("train", 30, {"loss": 0.5})
+    m.close()
+    rows = read_jsonl(tmp_path / "log" / "metrics.jsonl")
+    assert [(r["step"], r["loss"]) for r in rows] == [(10, 0.1), (20, 0.05), (30, 0.5)]
+
+
+def test_disabled_logger_writes_nothing(tmp_path):
+    m = MetricsLogger(tmp_path, enabled=False)
+    m.scalars("train", 1, {"loss": 1.0})
+    m.close()
+    assert not any(tmp_path.iterdir())
