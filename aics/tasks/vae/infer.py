@@ -248,6 +248,12 @@ def experiment_results(exp: Path, scores: dict, splits: tuple[str, ...]) -> str:
     )
 
 
+REPORT_COLUMNS = (
+    "exp", "arch", "zdim", "params", "ckpt epoch", "valid recon", "valid KL", "valid -ELBO", "test recon",
+    "test -ELBO", "test MSE", "untrained test recon",
+)  # fmt: skip
+
+
 def report(exp_dirs: list[str | Path], out: str | Path | None = None) -> str:
     """A markdown table comparing experiments (one row each) from their scores.json."""
     rows = []
@@ -264,24 +270,8 @@ def report(exp_dirs: list[str | Path], out: str | Path | None = None) -> str:
         ])  # fmt: skip
     rows.sort(key=lambda r: (r[1], r[2]))
     text = (
-        "# VAE results\n\nNats per image; recon MSE is the squared error summed over the 784 pixels.\n\n"
-        + markdown_table(
-            [
-                "exp",
-                "arch",
-                "zdim",
-                "params",
-                "epochs",
-                "valid recon",
-                "valid KL",
-                "valid -ELBO",
-                "test recon",
-                "test -ELBO",
-                "test MSE",
-                "untrained test recon",
-            ],
-            rows,
-        )  # fmt: skip
+        "# VAE results\n\nNats per image (recon MSE: squared error summed over the pixels); "
+        "ckpt epoch is the epoch of the scored checkpoint.\n\n" + markdown_table(REPORT_COLUMNS, rows)
     )
     if out is not None:
         write_text(out, text)
