@@ -98,6 +98,12 @@ class MetricsLogger:
         if self.enabled:
             self.tb.add_image(tag, image_chw, step)
 
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()

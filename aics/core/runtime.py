@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import signal
+import threading
 
 import numpy as np
 import torch
@@ -64,3 +66,33 @@ def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
     """A GradScaler that is active only for fp16 autocast on CUDA (bf16 needs none)."""
     active = amp_enabled(device, enabled) and not torch.cuda.is_bf16_supported()
     return torch.amp.GradScaler("cuda", enabled=active)
+
+
+class StopSignal:
+    """Defers SIGINT/SIGTERM to a step boundary so a checkpoint is never taken mid-update.
+
+    The first signal only sets ``requested``; the loop checks it after a whole step, saves, and stops.
+    A second signal interrupts at once. Outside the main thread this does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()

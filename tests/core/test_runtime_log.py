@@ -45,3 +45,18 @@ def test_disabled_logger_writes_nothing(tmp_path):
     m.scalars("train", 1, {"loss": 1.0})
     m.close()
     assert not any(tmp_path.iterdir())
+
+
+def test_stop_signal_defers_the_first_signal_to_a_step_boundary():
+    import os
+    import signal
+
+    from aics.core.runtime import StopSignal
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopSignal() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested, "the first signal only asks to stop"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before

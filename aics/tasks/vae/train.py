@@ -17,11 +17,11 @@ import torch
 
 from aics.core.ckpt import CheckpointDir, load_checkpoint, restore_training_state, training_state
 from aics.core.config import diff_keys, save_config, to_dict
-from aics.core.dist import barrier, cleanup, init_distributed, wrap_model
+from aics.core.dist import any_rank, barrier, cleanup, init_distributed, wrap_model
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
-from aics.core.runtime import autocast, grad_scaler, seed_everything, set_deterministic
+from aics.core.runtime import StopSignal, autocast, grad_scaler, seed_everything, set_deterministic
 from aics.core.stage import begin_stage, is_done, mark_done
 from aics.tasks.vae.config import VAEConfig
 from aics.tasks.vae.data import MnistSplit, batch_collate, check_prepared
@@ -29,6 +29,7 @@ from aics.tasks.vae.metrics import evaluate
 from aics.tasks.vae.model import VAE, bernoulli_nll, count_parameters, kl_to_standard_normal
 
 TASK = "vae"
+LOSS_KEYS = ("loss", "recon_bce", "kl")
 
 
 def build_model(cfg: VAEConfig, image_shape: tuple[int, int, int]) -> VAE:
@@ -114,11 +115,11 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
 
     valid: dict = {}
     start_time = time.time()
-    try:
+    with StopSignal() as stop, metrics:
         while epoch < tc.epochs:
             sampler.set_epoch(epoch, batch_in_epoch)
             net.train()
-            sums = torch.zeros(3, dtype=torch.float64)
+            sums, taken = torch.zeros(3, dtype=torch.float64), len(sampler)
             bar = progress(
                 build_loader(train_set, sampler, tc.num_workers, collate_fn=batch_collate),
                 total=len(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main,
@@ -136,35 +137,30 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
                 scaler.update()
                 step += 1
                 batch_in_epoch += 1
-                sums += torch.tensor(
-                    [loss.item(), recon.mean().item(), kl.mean().item()], dtype=torch.float64
+                values = dict(
+                    zip(LOSS_KEYS, (loss.item(), recon.mean().item(), kl.mean().item()), strict=True)
                 )
+                sums += torch.tensor(list(values.values()), dtype=torch.float64)
                 if step % tc.log_every == 0:
-                    metrics.scalars(
-                        "train", step, {"loss": loss.item(), "recon_bce": recon.mean().item(),
-                                        "kl": kl.mean().item()}, epoch=epoch + 1,
-                    )  # fmt: skip
-                    bar.set_postfix(loss=f"{loss.item():.1f}")
+                    metrics.scalars("train", step, values, epoch=epoch + 1)
+                    bar.set_postfix(loss=f"{values['loss']:.1f}")
+                if tc.max_steps and step >= tc.max_steps:
+                    _save_and_stop(ckpts, state({}), ctx.is_main, f"train.max_steps={tc.max_steps} reached")
+                    return {}
+                if any_rank(stop.requested, ctx):
+                    _save_and_stop(ckpts, state({}), ctx.is_main, "interrupted")
+                    raise KeyboardInterrupt
                 if ctx.is_main and tc.save_every_steps and step % tc.save_every_steps == 0:
                     ckpts.save(state({}))
-                if tc.max_steps and step >= tc.max_steps:
-                    if ctx.is_main:
-                        ckpts.save(state({}))
-                    log.info(f"stopped at train.max_steps={tc.max_steps}; rerun without it to continue")
-                    return {}
-            taken = max(1, int(len(sampler)))
             epoch += 1
             batch_in_epoch = 0
             if ctx.is_main:
-                train_avg = dict(zip(("loss", "recon_bce", "kl"), (sums / taken).tolist(), strict=True))
+                train_avg = dict(zip(LOSS_KEYS, (sums / max(1, taken)).tolist(), strict=True))
                 valid = evaluate(model, valid_set.images, cfg.infer.batch_size, device, seed=tc.seed)
-                metrics.scalars("train_epoch", step, train_avg, epoch=epoch)
-                metrics.scalars(
-                    "valid",
-                    step,
-                    {k: valid[k] for k in ("loss", "recon_bce", "kl", "recon_mse")},
-                    epoch=epoch,
-                )
+                if taken:
+                    metrics.scalars("train_epoch", step, train_avg, epoch=epoch)
+                shown = {k: valid[k] for k in ("loss", "recon_bce", "kl", "recon_mse")}
+                metrics.scalars("valid", step, shown, epoch=epoch)
                 metrics.image("valid/reconstructions", reconstruction_grid(model, preview, device), step)
                 is_best = valid["loss"] < best
                 best = min(best, valid["loss"])
@@ -175,15 +171,19 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
                     + (" *best*" if is_best else "")
                 )
             barrier(ctx)
-    except KeyboardInterrupt:
-        if ctx.is_main:
-            ckpts.save(state({}))
-            log.info(f"interrupted at step {step}; {ckpts.last} saved, rerun the same command to resume")
-        raise
-    finally:
-        metrics.close()
+            if any_rank(stop.requested, ctx):
+                get_logger().info(f"interrupted after epoch {epoch}; rerun the same command to resume")
+                raise KeyboardInterrupt
     if ctx.is_main:
         mark_done(exp, {"step": step, "epoch": epoch, "seconds": round(time.time() - start_time, 1)})
     barrier(ctx)
     cleanup(ctx)
     return valid
+
+
+def _save_and_stop(ckpts: CheckpointDir, payload: dict, is_main: bool, reason: str) -> None:
+    if is_main:
+        ckpts.save(payload)
+    get_logger().info(
+        f"{reason} at step {payload['step']}; {ckpts.last} saved, rerun the same command to resume"
+    )
