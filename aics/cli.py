@@ -16,8 +16,9 @@ from aics.core.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, debug
 # name -> (module with a click group called `cli`, one-line summary)
 TASKS: dict[str, tuple[str, str]] = {
     "vae": ("aics.tasks.vae.cli", "VAE on MNIST: latent maps for z=1 and z=2, reconstruction error."),
+    "lm": ("aics.tasks.lm.cli", "Language models (FFN, RNN, GRU, LSTM, Transformer): perplexity."),
 }
-PLANNED = ("lm", "detect", "squad", "tts", "asr", "sed", "caption", "avsc")
+PLANNED = ("detect", "squad", "tts", "asr", "sed", "caption", "avsc")
 
 
 class TaskGroup(click.Group):

@@ -85,6 +85,24 @@ def any_rank(flag: bool, ctx: DistContext) -> bool:
     return bool(t.item())
 
 
+def all_gather_cat(t: torch.Tensor, ctx: DistContext, dim: int = 0) -> torch.Tensor:
+    """Concatenate a tensor from every rank (in rank order) along ``dim``."""
+    if not ctx.distributed:
+        return t
+    parts = [torch.empty_like(t) for _ in range(ctx.world_size)]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts, dim=dim)
+
+
+def gather_objects(obj: object, ctx: DistContext) -> list:
+    """Every rank's ``obj`` (small picklable state such as RNG states), in rank order, on every rank."""
+    if not ctx.distributed:
+        return [obj]
+    out: list = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.distributed:
         dist.barrier()

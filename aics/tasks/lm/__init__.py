@@ -1,0 +1,1 @@
+"""The language-model lab: ``aics lm ...`` and ``recipes/lm/run.sh``."""

@@ -1,0 +1,119 @@
+"""``aics lm``: commands of the language-model lab (thin wrappers; the work is in the task's modules)."""
+
+from __future__ import annotations
+
+import click
+
+from aics.core.options import conf_option, device_option, overwrite_option, set_option, with_device
+
+
+@click.group("lm")
+def cli() -> None:
+    """Language models (FFN, RNN, GRU, LSTM, Transformer): synth/prepare, train, sample, score, report."""
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the corpus.")
+@click.option("--train-tokens", default=1_000_000, show_default=True, help="Training tokens.")
+@click.option("--valid-tokens", default=80_000, show_default=True, help="Validation tokens.")
+@click.option("--test-tokens", default=80_000, show_default=True, help="Test tokens.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the source and the samples.")
+def synth(out: str, train_tokens: int, valid_tokens: int, test_tokens: int, seed: int) -> None:
+    """Write an offline corpus (PTB layout) from a random HMM, with its exact perplexity floor."""
+    from aics.tasks.lm.synth import generate
+
+    info = generate(
+        out, train_tokens=train_tokens, valid_tokens=valid_tokens, test_tokens=test_tokens, seed=seed
+    )
+    click.echo(f"wrote {out}: floor test perplexity {info['test']['ppl']:.2f}")
+
+
+@cli.command()
+@click.option("--src", required=True, type=click.Path(), help="Corpus directory.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Prepared data directory.")
+@click.option("--format", "fmt", type=click.Choice(["ptb", "raw"]), default="ptb", show_default=True,
+              help="ptb: train.txt/valid.txt/test.txt; raw: WikiText-style wiki.*.tokens.")  # fmt: skip
+@click.option(
+    "--min-count", default=1, show_default=True, help="Words seen fewer times in train become <unk>."
+)
+@click.option("--max-size", default=0, show_default=True, help="Keep at most this many types (0: no limit).")
+@overwrite_option
+def prepare(src: str, out: str, fmt: str, min_count: int, max_size: int, overwrite: bool) -> None:
+    """Validate a corpus, build the vocabulary from train and encode the splits."""
+    from aics.tasks.lm.data import prepare as run
+
+    stats = run(src, out, fmt=fmt, min_count=min_count, max_size=max_size, overwrite=overwrite)
+    sizes = ", ".join(f"{s} {v['tokens']:,}" for s, v in stats["splits"].items())
+    click.echo(f"prepared {out}: vocabulary {stats['vocab_size']:,}; tokens: {sizes}")
+
+
+@cli.command()
+@click.option("--data", required=True, type=click.Path(), help="Prepared data directory.")
+@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
+@conf_option
+@set_option
+@device_option
+@overwrite_option
+def train(data: str, exp: str, conf: tuple, overrides: tuple, device: str | None, overwrite: bool) -> None:
+    """Train an LM (resumes from EXP/ckpt/last.pt; runs under torchrun for several processes)."""
+    from aics.core.config import load_config
+    from aics.tasks.lm.config import LMConfig
+    from aics.tasks.lm.train import train as run
+
+    run(load_config(LMConfig, conf, with_device(overrides, device)), data, exp, overwrite=overwrite)
+
+
+@cli.command()
+@click.option("--exp", required=True, type=click.Path(exists=True, file_okay=False), help="Experiment dir.")
+@click.option("--data", type=click.Path(), help="Prepared data (for the vocabulary); default: from config.")
+@click.option("--ckpt", default="best", show_default=True, help="best, last, epoch-NNN or a path.")
+@click.option("--prompt", default="", help="Words to continue.")
+@click.option("--tokens", default=50, show_default=True, help="Tokens to generate.")
+@click.option("--temperature", default=1.0, show_default=True, help="Softmax temperature (>0).")
+@click.option("--top-k", default=0, show_default=True, help="Sample among the k likeliest (0: all).")
+@click.option("--seed", default=0, show_default=True, help="Sampling seed.")
+@device_option
+def sample(exp, data, ckpt, prompt, tokens, temperature, top_k, seed, device) -> None:
+    """Generate text from a checkpoint."""
+    from aics.tasks.lm.data import load_vocab
+    from aics.tasks.lm.infer import load_trained
+    from aics.tasks.lm.infer import sample as run
+
+    model, _, ck = load_trained(exp, ckpt, device or "auto")
+    vocab = load_vocab(data or ck["extra"]["data_dir"])
+    click.echo(run(model, vocab, prompt, tokens, temperature, top_k, seed, getattr(model, "max_len", 256)))
+
+
+@cli.command()
+@click.option("--exp", required=True, type=click.Path(exists=True, file_okay=False), help="Experiment dir.")
+@click.option("--data", required=True, type=click.Path(), help="Prepared data directory.")
+@click.option("--ckpt", default="best", show_default=True, help="best, last, epoch-NNN or a path.")
+@device_option
+def score(exp: str, data: str, ckpt: str, device: str | None) -> None:
+    """Valid/test perplexity (against the floor) -> EXP/scores.json and EXP/RESULTS.md."""
+    from aics.tasks.lm.infer import score as run
+
+    s = run(exp, data, ckpt, device or "auto")
+    floor = f" (floor {s['floor_test_ppl']:.2f})" if "floor_test_ppl" in s else ""
+    click.echo(f"{exp}: valid PPL {s['valid']['ppl']:.2f}, test PPL {s['test']['ppl']:.2f}{floor}")
+
+
+@cli.command()
+@click.argument("exps", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Also write the table to this file.")
+def report(exps: tuple, out: str | None) -> None:
+    """Compare scored experiments: model, parameters, valid/test/floor PPL, tokens/s, epochs."""
+    from aics.tasks.lm.infer import report as run
+
+    click.echo(run(list(exps), out), nl=False)
+
+
+@cli.command("config")
+@conf_option
+@set_option
+def show_config(conf: tuple, overrides: tuple) -> None:
+    """Print the resolved config with every key's help."""
+    from aics.core.config import load_config, to_yaml
+    from aics.tasks.lm.config import LMConfig
+
+    click.echo(to_yaml(load_config(LMConfig, conf, overrides), comments=True), nl=False)

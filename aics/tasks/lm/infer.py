@@ -1,0 +1,137 @@
+"""Text from a trained LM, scores, and the comparison report.
+
+Usage: aics lm sample --exp exp/lm/lstm --tokens 60 --temperature 0.8 --top-k 50
+       aics lm score --exp exp/lm/lstm --data data/lm/prepared && aics lm report exp/lm/* -o exp/lm/RESULTS.md
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from aics.core.ckpt import CheckpointDir, load_checkpoint
+from aics.core.config import from_dict
+from aics.core.errors import UserError
+from aics.core.io import read_json, write_json, write_text
+from aics.core.report import markdown_table
+from aics.core.runtime import pick_device
+from aics.core.stage import done_info
+from aics.tasks.lm.config import LMConfig
+from aics.tasks.lm.data import EOS, UNK, check_prepared, load_floor, load_stream
+from aics.tasks.lm.metrics import perplexity
+from aics.tasks.lm.model import build_lm, parameter_breakdown
+from aics.tasks.lm.train import TASK
+
+
+def load_trained(exp_dir: str | Path, which: str = "best", device: str = "auto"):
+    path = CheckpointDir(exp_dir).resolve(which)
+    ckpt = load_checkpoint(path, task=TASK)
+    cfg = from_dict(LMConfig, ckpt["config"], source=str(path))
+    model = build_lm(cfg.model, ckpt["extra"]["vocab_size"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(pick_device(device)).eval(), cfg, ckpt
+
+
+@torch.no_grad()
+def sample(
+    model: torch.nn.Module,
+    vocab: list[str],
+    prompt: str = "",
+    tokens: int = 50,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    context: int = 256,
+) -> str:
+    """Continue ``prompt`` (unknown words become <unk>) by sampling; sentences end at <eos> (a new line)."""
+    if temperature <= 0:
+        raise UserError(f"--temperature {temperature}: must be above 0")
+    device = next(model.parameters()).device
+    index = {w: i for i, w in enumerate(vocab)}
+    ids = [index[EOS]] + [index.get(w, index[UNK]) for w in prompt.split()]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out: list[int] = []
+    state = None
+    pending = ids
+    for _ in range(tokens):
+        if model.recurrent:
+            x = torch.tensor([pending], device=device)
+        else:
+            history = ids + out
+            need = model.prefix + 1 if model.prefix else min(len(history), context)
+            window = ([index[EOS]] * need + history)[-need:]
+            x = torch.tensor([window], device=device)
+        logits, state = model(x, state)
+        logits = logits[0, -1].float().cpu() / temperature
+        if top_k:
+            kth = torch.topk(logits, min(top_k, len(logits))).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        nxt = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=gen))
+        out.append(nxt)
+        pending = [nxt]
+    words = [vocab[i] for i in out]
+    text = " ".join(prompt.split() + words)
+    return "\n".join(line.strip() for line in text.split(EOS)).strip()
+
+
+def score(exp_dir: str | Path, data_dir: str | Path, ckpt: str = "best", device: str = "auto") -> dict:
+    exp, data_dir = Path(exp_dir), check_prepared(data_dir)
+    model, cfg, ck = load_trained(exp, ckpt, device)
+    dev = next(model.parameters()).device
+    stats = read_json(data_dir / "stats.json")
+    floor = load_floor(data_dir)
+    info = done_info(exp)
+    s: dict = {
+        "task": TASK,
+        "arch": cfg.model.arch,
+        "ckpt": ckpt,
+        "epoch": ck["epoch"],
+        "epochs_trained": info.get("epoch", ck["epoch"]),
+        "stop_reason": info.get("reason"),
+        "parameters": parameter_breakdown(model)["total"],
+        "tokens_per_s": info.get("tokens_per_s"),
+        "unigram_test_ppl": stats["splits"]["test"]["unigram_ppl"],
+    }
+    for split in ("valid", "test"):
+        s[split] = perplexity(model, load_stream(data_dir, split), cfg, dev)
+    if floor:
+        s["floor_test_ppl"] = floor["test"]["ppl"]
+        s["floor_valid_ppl"] = floor["valid"]["ppl"]
+        s["test_ppl_over_floor"] = s["test"]["ppl"] / floor["test"]["ppl"]
+    write_json(exp / "scores.json", s)
+    write_text(exp / "RESULTS.md", "# " + exp.name + "\n\n" + report_table([s], [exp.name]))
+    return s
+
+
+COLUMNS = ("exp", "model", "params", "valid PPL", "test PPL", "floor PPL", "test/floor", "unigram PPL")
+COLUMNS += ("tokens/s", "epochs")
+
+
+def report_table(scores: list[dict], names: list[str]) -> str:
+    rows = [
+        [n, s["arch"], s["parameters"], s["valid"]["ppl"], s["test"]["ppl"], s.get("floor_test_ppl"),
+         s.get("test_ppl_over_floor"), s["unigram_test_ppl"],
+         None if s.get("tokens_per_s") is None else int(s["tokens_per_s"]), s["epochs_trained"]]
+        for n, s in zip(names, scores, strict=True)
+    ]  # fmt: skip
+    rows.sort(key=lambda r: r[4])
+    return markdown_table(COLUMNS, rows)
+
+
+def report(exp_dirs: list[str | Path], out: str | Path | None = None) -> str:
+    scores, names = [], []
+    for d in exp_dirs:
+        path = Path(d) / "scores.json"
+        if not path.is_file():
+            raise UserError(f"{path}: not found; run `aics lm score --exp {d} --data ...` first")
+        scores.append(read_json(path))
+        names.append(Path(d).name)
+    text = (
+        "# Language-model results\n\nPerplexity on every token of the split (the first one predicted from "
+        "<eos>); floor = the true source's perplexity on the same text (synthetic corpus only); "
+        "tokens/s = training throughput.\n\n" + report_table(scores, names)
+    )
+    if out is not None:
+        write_text(out, text)
+    return text

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Language-model recipe: offline synthetic corpus by default (with its exact perplexity floor), or a real
+# corpus with --corpus DIR (PTB layout, or --format raw for WikiText-2; see scripts/download_lm_corpora.sh).
+#
+#   Stage 0: corpus (synthesize it unless --corpus is given)
+#   Stage 1: prepare: validate, vocabulary from train, encode the splits
+#   Stage 2: train every model in --models with conf/<model>.yaml (plus --overlay, e.g. conf/tiny.yaml)
+#   Stage 3: sample text from each model
+#   Stage 4: score valid/test perplexity and write $exp/RESULTS.md
+#
+# Usage: bash recipes/lm/run.sh [--stage N] [--stop-stage M] [--models "lstm gru transformer"] [--corpus DIR]
+set -euo pipefail
+recipe=$(cd "$(dirname "$0")" && pwd)
+. "$recipe/../utils/lib.sh"
+
+stage=0
+stop_stage=4
+models="lstm gru transformer" # any of: ffn rnn gru lstm transformer
+confdir=$recipe/conf          # <model>.yaml per model (conf/ptb/ holds the literature settings for real PTB)
+overlay=""                    # an extra YAML applied after each model's, e.g. recipes/lm/conf/tiny.yaml
+data=data/lm
+exp=exp/lm
+corpus=""                     # real corpus directory; empty: synthesize
+format=ptb                    # ptb or raw (WikiText-style wiki.*.tokens)
+min_count=1                   # raw corpora: words seen fewer times become <unk>
+train_tokens=1000000          # synthetic corpus only
+valid_tokens=80000
+test_tokens=80000
+ngpu=1                        # >1: train with torchrun --nproc-per-node $ngpu
+device=auto
+seed=0
+overwrite=false
+help_message=$(sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//')
+. "$recipe/../utils/parse_options.sh"
+
+ow=()
+[ "$overwrite" = true ] && ow=(--overwrite)
+suffix=""
+[ -n "$overlay" ] && suffix=_$(basename "$overlay" .yaml)
+prepared=$data/prepared
+
+if run_stage 0; then
+  log "Stage 0: corpus"
+  if [ -z "$corpus" ]; then
+    if [ ! -f "$data/synth/floor.json" ] || [ "$overwrite" = true ]; then
+      aics lm synth --out "$data/synth" --train-tokens "$train_tokens" --valid-tokens "$valid_tokens" \
+        --test-tokens "$test_tokens" --seed "$seed"
+    fi
+  fi
+fi
+
+src=${corpus:-$data/synth}
+if run_stage 1; then
+  log "Stage 1: prepare $src -> $prepared"
+  aics lm prepare --src "$src" --out "$prepared" --format "$format" --min-count "$min_count" "${ow[@]}"
+fi
+
+confs() { # the --conf arguments for model $1
+  echo --conf "$confdir/$1.yaml"
+  [ -z "$overlay" ] || echo --conf "$overlay"
+}
+
+if run_stage 2; then
+  for m in $models; do
+    log "Stage 2: train $m -> $exp/$m$suffix"
+    # shellcheck disable=SC2046
+    args=(lm train --data "$prepared" --exp "$exp/$m$suffix" $(confs "$m") --device "$device"
+      --set "train.seed=$seed" "${ow[@]}")
+    if [ "$ngpu" -gt 1 ]; then
+      torchrun --standalone --nproc-per-node "$ngpu" -m aics "${args[@]}"
+    else
+      aics "${args[@]}"
+    fi
+  done
+fi
+
+if run_stage 3; then
+  for m in $models; do
+    log "Stage 3: sample from $m"
+    aics lm sample --exp "$exp/$m$suffix" --data "$prepared" --tokens 60 --temperature 0.8 --top-k 40 \
+      --device "$device" >"$exp/$m$suffix/samples.txt"
+    head -n 3 "$exp/$m$suffix/samples.txt" >&2
+  done
+fi
+
+if run_stage 4; then
+  dirs=()
+  for m in $models; do
+    log "Stage 4: score $m"
+    aics lm score --exp "$exp/$m$suffix" --data "$prepared" --device "$device"
+    dirs+=("$exp/$m$suffix")
+  done
+  aics lm report "${dirs[@]}" -o "$exp/RESULTS.md"
+  log "Scores: $exp/RESULTS.md and $exp/<model>/scores.json; curves: tensorboard --logdir $exp"
+fi
