@@ -62,7 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aics: interrupted; rerun the same command to resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "aics"
+        click.echo(f"aics: error: {e.format_message().rstrip('.')} (see '{where} --help')", err=True)
+        sys.exit(EXIT_USER_ERROR)
     except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        click.echo(f"aics: error: {e.format_message()}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as e:
+        if debug_enabled() or e.filename is None:
+            raise
+        click.echo(f"aics: error: {e.filename}: {e.strerror}; check the path", err=True)
+        sys.exit(EXIT_USER_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

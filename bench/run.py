@@ -59,7 +59,44 @@ def vae_train_speed(steps: int = 200) -> dict:
     return out
 
 
-BENCHES = {"cli_startup": cli_startup, "vae_train_speed": vae_train_speed}
+def lm_train_speed(steps: int = 30) -> dict:
+    """Training tokens/s per LM architecture at one size: emb 128, hidden 256, 2 layers, vocab 3000,
+    batch 32 x 35 tokens (the recipe's CPU setting)."""
+    import torch
+    import torch.nn.functional as F
+
+    from aics.core.config import load_config
+    from aics.tasks.lm.config import ARCHS, LMConfig
+    from aics.tasks.lm.model import build_lm
+
+    out = {}
+    vocab, batch, bptt = 3000, 32, 35
+    for arch in ARCHS:
+        torch.manual_seed(0)
+        cfg = load_config(
+            LMConfig, [], [f"model.arch={arch}", "model.emb=128", "model.hidden=256", "model.context=5"]
+        )
+        model = build_lm(cfg.model, vocab)
+        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        x = torch.randint(0, vocab, (batch, model.prefix + bptt))
+        y = torch.randint(0, vocab, (batch, bptt))
+        for i in range(steps + 3):
+            if i == 3:
+                t = time.perf_counter()
+            logits, _ = model(x)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        params = sum(p.numel() for p in model.parameters())
+        out[arch] = {
+            "tokens_per_s": round(steps * batch * bptt / (time.perf_counter() - t)),
+            "params": params,
+        }
+    return out
+
+
+BENCHES = {"cli_startup": cli_startup, "vae_train_speed": vae_train_speed, "lm_train_speed": lm_train_speed}
 
 
 def main() -> None:

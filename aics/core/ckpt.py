@@ -36,8 +36,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", task: st
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated files, foreign pickles, non-torch files
+        reason = (str(e).strip().splitlines() or ["empty or truncated file"])[0][:200]
         raise UserError(
-            f"{path}: not a loadable aics checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            f"{path}: not a loadable aics checkpoint ({type(e).__name__}: {reason}); "
             "for foreign formats use the task's import command"
         ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -74,20 +75,21 @@ def capture_rng() -> dict:
 
 
 def restore_rng(rng: dict) -> None:
+    """Restore a ``capture_rng`` state (its tensors may have been loaded onto any device)."""
     py = rng["python"]
     random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
     nps = rng["numpy"]
     np.random.set_state(
         {
             "bit_generator": "MT19937",
-            "state": {"key": nps["key"].numpy().astype(np.uint32), "pos": nps["pos"]},
+            "state": {"key": nps["key"].cpu().numpy().astype(np.uint32), "pos": nps["pos"]},
             "has_gauss": nps["has_gauss"],
             "gauss": nps["gauss"],
         }
     )
-    torch.set_rng_state(rng["torch"])
+    torch.set_rng_state(rng["torch"].cpu())
     if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
 
 
 # ---- training state ----
@@ -106,8 +108,13 @@ def training_state(
     config: dict | None = None,
     metrics: dict | None = None,
     extra: dict | None = None,
+    rng_per_rank: list | None = None,
 ) -> dict:
-    """Everything needed to continue training exactly; ``epoch`` counts finished epochs."""
+    """Everything needed to continue training exactly; ``epoch`` counts finished epochs.
+
+    ``rng`` holds one ``capture_rng`` state per rank (under torchrun, pass ``rng_per_rank`` gathered from
+    all ranks; alone, this process's state is taken).
+    """
     model = getattr(model, "module", model)  # unwrap DDP
     return {
         "format": FORMAT,
@@ -119,7 +126,7 @@ def training_state(
         "step": step,
         "epoch": epoch,
         "batch_in_epoch": batch_in_epoch,
-        "rng": capture_rng(),
+        "rng": rng_per_rank if rng_per_rank is not None else [capture_rng()],
         "config": config or {},
         "metrics": metrics or {},
         "extra": extra or {},
@@ -132,7 +139,10 @@ def restore_training_state(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
     scaler: Any = None,
-) -> None:
+    rank: int = 0,
+) -> bool:
+    """Load every state into the given objects; returns False when the RNG could not be restored exactly
+    (the checkpoint came from a run with another number of ranks: rank 0's state is used)."""
     getattr(model, "module", model).load_state_dict(ckpt["model"])
     if optimizer is not None and ckpt.get("optimizer") is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -140,7 +150,10 @@ def restore_training_state(
         scheduler.load_state_dict(ckpt["scheduler"])
     if scaler is not None and ckpt.get("scaler") is not None:
         scaler.load_state_dict(ckpt["scaler"])
-    restore_rng(ckpt["rng"])
+    rngs = ckpt["rng"]
+    exact = rank < len(rngs)
+    restore_rng(rngs[rank] if exact else rngs[0])
+    return exact
 
 
 class CheckpointDir:
@@ -162,17 +175,21 @@ class CheckpointDir:
         return self.dir / f"epoch-{epoch:03d}.pt"
 
     def save(self, payload: dict, epoch_end: bool = False, is_best: bool = False) -> None:
-        save_checkpoint(self.last, payload)
+        """``last.pt`` is written last, so a crash midway leaves a last.pt from before this save, whose
+        resume redoes the epoch end and rewrites best.pt and the epoch file."""
+        first = self.epoch_path(payload["epoch"]) if epoch_end else self.best if is_best else self.last
+        save_checkpoint(first, payload)
+        if is_best and first != self.best:
+            atomic_copy(first, self.best)
+        if first != self.last:
+            atomic_copy(first, self.last)
         if epoch_end:
-            atomic_copy(self.last, self.epoch_path(payload["epoch"]))
             self._prune()
-        if is_best:
-            atomic_copy(self.last, self.best)
 
     def _prune(self) -> None:
         if self.keep_epochs <= 0:
             return
-        epochs = sorted(self.dir.glob("epoch-*.pt"))
+        epochs = sorted(self.dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
         for old in epochs[: -self.keep_epochs]:
             old.unlink()
 
@@ -180,6 +197,6 @@ class CheckpointDir:
         """'last', 'best', 'epoch-NNN' or a path."""
         if which in ("last", "best"):
             return getattr(self, which)
-        if which.startswith("epoch-"):
+        if which.startswith("epoch-") and "/" not in which:
             return self.dir / f"{which}.pt"
         return Path(which)

@@ -30,11 +30,13 @@ from aics.core.io import write_text
 T = TypeVar("T")
 
 
-def option(default: Any, *, help: str, choices: tuple | None = None) -> Any:
-    """A config field with a one-line help (and optionally the allowed values)."""
-    meta = {"help": help}
+def option(default: Any, *, help: str, choices: tuple | None = None, min: float | None = None) -> Any:
+    """A config field with a one-line help, and optionally the allowed values or the smallest one."""
+    meta: dict[str, Any] = {"help": help}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if min is not None:
+        meta["min"] = min
     if isinstance(default, (list, dict, set)):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
@@ -99,6 +101,11 @@ def _coerce(value: Any, tp: Any) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise _Mismatch from None
         raise _Mismatch
     if tp is str:
         if isinstance(value, str):
@@ -148,6 +155,9 @@ def _set_value(obj: Any, name: str, value: Any, keypath: str, source: str) -> No
         raise UserError(
             f"{source}: '{keypath}' must be one of {', '.join(map(str, choices))}, got {coerced!r}"
         )
+    low = field.metadata.get("min")
+    if low is not None and coerced is not None and coerced < low:
+        raise UserError(f"{source}: '{keypath}' must be at least {low}, got {coerced!r}")
     setattr(obj, name, coerced)
 
 

@@ -94,6 +94,15 @@ def all_gather_cat(t: torch.Tensor, ctx: DistContext, dim: int = 0) -> torch.Ten
     return torch.cat(parts, dim=dim)
 
 
+def broadcast_object(obj: object, ctx: DistContext) -> object:
+    """Rank 0's ``obj`` on every rank."""
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def gather_objects(obj: object, ctx: DistContext) -> list:
     """Every rank's ``obj`` (small picklable state such as RNG states), in rank order, on every rank."""
     if not ctx.distributed:

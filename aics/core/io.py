@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -26,6 +27,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; done once per process
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = None) -> Iterator[IO]:
     """Write to a temp file in the same directory, fsync, then rename over ``path``.
@@ -38,6 +46,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         encoding = "utf-8"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
             f.flush()

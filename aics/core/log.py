@@ -81,7 +81,9 @@ class MetricsLogger:
         if self._tb is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.exp_dir / "tb"), purge_step=self._resume_step)
+            # purge_step drops events at and after it; keep the resumed step's own events
+            purge = None if self._resume_step is None else self._resume_step + 1
+            self._tb = SummaryWriter(str(self.exp_dir / "tb"), purge_step=purge)
         return self._tb
 
     def scalars(self, split: str, step: int, values: dict[str, float], **fields: Any) -> None:

@@ -40,11 +40,14 @@ def begin_stage(
     overwrite: bool = False,
     what: str = "stage",
     resumable: Callable[[Path], bool] | None = None,
+    params: dict | None = None,
 ) -> bool:
     """Decide whether a stage runs. Returns False when its ``.done`` marker says it already ran.
 
     ``overwrite`` wipes the directory first. A non-empty directory without ``.done`` is refused, unless
     ``resumable(out_dir)`` says the stage can pick up where it stopped (e.g. training with a last.pt).
+    With ``params`` (what the output was made from), a finished stage made from other params is refused
+    instead of being silently reused; ``mark_done(out, params=params)`` records them.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -52,6 +55,12 @@ def begin_stage(
     if overwrite and out.exists():
         shutil.rmtree(out)
     if is_done(out):
+        made_from = done_info(out).get("params")
+        if params is not None and made_from is not None and made_from != params:
+            changed = ", ".join(
+                f"{k}={made_from.get(k)!r} -> {v!r}" for k, v in params.items() if made_from.get(k) != v
+            )
+            raise UserError(f"{out}: was made with other options ({changed}); pass --overwrite to redo it")
         print(
             f"{what}: {out} is already done (remove {out / DONE} or pass --overwrite to redo)",
             file=sys.stderr,
@@ -66,9 +75,11 @@ def begin_stage(
     return True
 
 
-def mark_done(out_dir: str | Path, info: dict | None = None) -> None:
+def mark_done(out_dir: str | Path, info: dict | None = None, params: dict | None = None) -> None:
     record = {"finished": datetime.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv}
     record.update(info or {})
+    if params is not None:
+        record["params"] = params
     write_text(Path(out_dir) / DONE, json.dumps(record, indent=2) + "\n")
 
 

@@ -10,13 +10,13 @@
 #
 # Usage: bash recipes/lm/run.sh [--stage N] [--stop-stage M] [--models "lstm gru transformer"] [--corpus DIR]
 set -euo pipefail
-recipe=$(cd "$(dirname "$0")" && pwd)
-. "$recipe/../utils/lib.sh"
+RECIPE=$(cd "$(dirname "$0")" && pwd)
+. "$RECIPE/../utils/lib.sh"
 
 stage=0
 stop_stage=4
 models="lstm gru transformer" # any of: ffn rnn gru lstm transformer
-confdir=$recipe/conf          # <model>.yaml per model (conf/ptb/ holds the literature settings for real PTB)
+confdir=$RECIPE/conf          # <model>.yaml per model (conf/ptb/ holds the literature settings for real PTB)
 overlay=""                    # an extra YAML applied after each model's, e.g. recipes/lm/conf/tiny.yaml
 data=data/lm
 exp=exp/lm
@@ -30,26 +30,26 @@ ngpu=1                        # >1: train with torchrun --nproc-per-node $ngpu
 device=auto
 seed=0
 overwrite=false
-help_message=$(sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//')
-. "$recipe/../utils/parse_options.sh"
+help_message=$(usage "$0")
+. "$RECIPE/../utils/parse_options.sh"
+check_options "$@"
+require_aics
 
 ow=()
 [ "$overwrite" = true ] && ow=(--overwrite)
 suffix=""
 [ -n "$overlay" ] && suffix=_$(basename "$overlay" .yaml)
+src=${corpus:-$data/synth_${train_tokens}_seed$seed}
 prepared=$data/prepared
 
 if run_stage 0; then
   log "Stage 0: corpus"
-  if [ -z "$corpus" ]; then
-    if [ ! -f "$data/synth/floor.json" ] || [ "$overwrite" = true ]; then
-      aics lm synth --out "$data/synth" --train-tokens "$train_tokens" --valid-tokens "$valid_tokens" \
-        --test-tokens "$test_tokens" --seed "$seed"
-    fi
+  if [ -z "$corpus" ] && { [ ! -f "$src/floor.json" ] || [ "$overwrite" = true ]; }; then
+    aics lm synth --out "$src" --train-tokens "$train_tokens" --valid-tokens "$valid_tokens" \
+      --test-tokens "$test_tokens" --seed "$seed"
   fi
 fi
 
-src=${corpus:-$data/synth}
 if run_stage 1; then
   log "Stage 1: prepare $src -> $prepared"
   aics lm prepare --src "$src" --out "$prepared" --format "$format" --min-count "$min_count" "${ow[@]}"

@@ -9,13 +9,13 @@
 #
 # Usage: bash recipes/vae/run.sh [--stage N] [--stop-stage M] [--conf FILE] [--zdims "1 2"] [--mnist DIR]
 set -euo pipefail
-recipe=$(cd "$(dirname "$0")" && pwd)
-. "$recipe/../utils/lib.sh"
+RECIPE=$(cd "$(dirname "$0")" && pwd)
+. "$RECIPE/../utils/lib.sh"
 
 stage=0
 stop_stage=4
-conf=$recipe/conf/base.yaml # base: the real setting; conf/tiny.yaml runs in seconds
-data=data/vae               # prepared data goes to $data/prepared
+conf=$RECIPE/conf/base.yaml # base: the real setting; conf/tiny.yaml runs in seconds
+data=data/vae               # synthetic data and the prepared splits go under it
 exp=exp/vae                 # one experiment per latent size: $exp/<conf>_<arch>_z<zdim>
 mnist=""                    # real MNIST directory (scripts/download_mnist.sh); empty: synthesize
 n_train=12000               # synthetic data only
@@ -27,22 +27,21 @@ ngpu=1                      # >1: train with torchrun --nproc-per-node $ngpu
 device=auto                 # auto, cpu, cuda, mps
 seed=0
 overwrite=false
-help_message=$(sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//')
-. "$recipe/../utils/parse_options.sh"
+help_message=$(usage "$0")
+. "$RECIPE/../utils/parse_options.sh"
+check_options "$@"
+require_aics
 
 ow=()
 [ "$overwrite" = true ] && ow=(--overwrite)
 tag=$(basename "$conf" .yaml)_${arch}
+src=${mnist:-$data/mnist_synth_${n_train}_${n_test}_seed$seed}
 prepared=$data/prepared
 
 if run_stage 0; then
-  log "Stage 0: prepare data"
-  src=$mnist
-  if [ -z "$src" ]; then
-    src=$data/mnist_synth
-    if [ ! -f "$src/t10k-labels-idx1-ubyte" ] || [ "$overwrite" = true ]; then
-      aics vae synth --out "$src" --n-train "$n_train" --n-test "$n_test" --seed "$seed"
-    fi
+  log "Stage 0: prepare data -> $prepared"
+  if [ -z "$mnist" ] && { [ ! -f "$src/t10k-labels-idx1-ubyte" ] || [ "$overwrite" = true ]; }; then
+    aics vae synth --out "$src" --n-train "$n_train" --n-test "$n_test" --seed "$seed"
   fi
   aics vae prepare --src "$src" --out "$prepared" --valid-size "$valid_size" --seed "$seed" "${ow[@]}"
 fi

@@ -57,7 +57,21 @@ def test_bad_config_key_names_the_key(tmp_path):
     assert r.returncode == 2 and "unknown key 'model.zdims' (did you mean 'model.zdim'?)" in r.stderr
 
 
-def test_usage_errors_exit_2():
-    r = run_aics("vae", "train")
-    assert r.returncode == 2 and "Missing option" in r.stderr
-    assert run_aics("nosuchtask").returncode == 2
+@pytest.mark.parametrize(
+    "args, expected",
+    [(["vae", "train"], "Missing option '--data'"), (["nosuchtask"], "No such command 'nosuchtask'"),
+     (["--bogus"], "No such option"),
+     (["vae", "infer", "--exp", "/nonexistent", "--data", "d"], "does not exist")],
+)  # fmt: skip
+def test_usage_errors_are_one_line_with_exit_2(args, expected):
+    r = run_aics(*args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("aics: error: "), r.stderr
+    assert expected in r.stderr
+
+
+def test_file_system_errors_are_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = run_aics(
+        "vae", "synth", "--out", str(tmp_path / "afile" / "sub"), "--n-train", "10", "--n-test", "10"
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "afile" in r.stderr, r.stderr

@@ -2,6 +2,7 @@
 
 import os
 import socket
+from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
@@ -65,3 +66,30 @@ def test_two_gloo_ranks_match_one_process_with_double_batch(tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), f"{k}: max diff {(a[k] - b[k]).abs().max()}"
     assert not torch.equal(a["0.weight"], nn.Linear(5, 8).weight), "training changed the weights"
+
+
+def open_refused(rank: int, world: int, exp: str, port: int, out: str) -> None:
+    from aics.core.errors import UserError
+    from aics.core.trainloop import open_experiment
+
+    os.environ.update(
+        {"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
+         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    )  # fmt: skip
+    ctx = init_distributed("cpu")
+    try:
+        open_experiment(Path(exp), False, ctx)
+        message = "no error"
+    except UserError as e:
+        message = str(e)
+    Path(out, f"rank{rank}.txt").write_text(message)
+    cleanup(ctx)
+
+
+def test_a_refused_experiment_fails_on_every_rank_with_one_message(tmp_path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "stray.txt").write_text("x")
+    mp.spawn(open_refused, args=(2, str(exp), free_port(), str(tmp_path)), nprocs=2, join=True)
+    messages = {(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)}
+    assert len(messages) == 1 and "without a .done marker" in messages.pop()

@@ -23,3 +23,15 @@ def test_json_helpers(tmp_path):
     append_jsonl(tmp_path / "m.jsonl", {"step": 1})
     append_jsonl(tmp_path / "m.jsonl", {"step": 2})
     assert [r["step"] for r in read_jsonl(tmp_path / "m.jsonl")] == [1, 2]
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "p.json", {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "p.json").stat().st_mode) == 0o644

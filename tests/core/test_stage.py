@@ -46,3 +46,13 @@ def test_require_done(tmp_path):
         require_done(tmp_path / "d", "prepare", "run it")
     mark_done(tmp_path / "d")
     assert require_done(tmp_path / "d", "prepare", "run it") == tmp_path / "d"
+
+
+def test_finished_stage_made_from_other_params_is_refused(tmp_path):
+    out = tmp_path / "prep"
+    assert begin_stage(out, params={"src": "a", "n": 1})
+    mark_done(out, params={"src": "a", "n": 1})
+    assert begin_stage(out, params={"src": "a", "n": 1}) is False
+    with pytest.raises(UserError, match=r"made with other options \(n=1 -> 2\); pass --overwrite"):
+        begin_stage(out, params={"src": "a", "n": 2})
+    assert begin_stage(out, overwrite=True, params={"src": "a", "n": 2})

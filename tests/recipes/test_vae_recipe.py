@@ -25,7 +25,7 @@ def test_vae_recipe_all_stages(tmp_path):
 
     data, exp = tmp_path / "data/vae", tmp_path / "exp/vae"
     assert (data / "prepared/.done").exists()
-    assert sorted(p.name for p in (data / "mnist_synth").iterdir()) == sorted(
+    assert sorted(p.name for p in (data / "mnist_synth_1200_300_seed0").iterdir()) == sorted(
         [
             "train-images-idx3-ubyte",
             "train-labels-idx1-ubyte",
@@ -58,6 +58,7 @@ def test_vae_recipe_all_stages(tmp_path):
 
 
 def test_recipe_rejects_unknown_option(tmp_path):
-    r = subprocess.run(["bash", str(ROOT / "recipes/vae/run.sh"), "--zdimz", "3"], cwd=tmp_path,
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(ROOT / "recipes/vae/run.sh"), "--zdimz", "3"], cwd=tmp_path, env=env,
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "unknown option --zdimz" in r.stderr

@@ -117,7 +117,8 @@ def prepare(
         raise UserError(f"{src}: no such directory; pass the corpus directory with --src")
     files = {s: find_split(src, s, fmt) for s in SPLITS}
     sentences = {s: read_sentences(p) for s, p in files.items()}
-    if not begin_stage(out, overwrite, what="prepare"):
+    params = {"src": str(src.resolve()), "format": fmt, "min_count": min_count, "max_size": max_size}
+    if not begin_stage(out, overwrite, what="prepare", params=params):
         return read_json(out / "stats.json")
     vocab = build_vocab(sentences["train"], min_count, max_size)
     index = {t: i for i, (t, _) in enumerate(vocab)}
@@ -147,7 +148,7 @@ def prepare(
         else:
             stats["floor"] = "not copied: the vocabulary was cut, so the source's floor does not apply"
     write_json(out / "stats.json", stats)
-    mark_done(out, {"vocab_size": len(vocab)})
+    mark_done(out, {"vocab_size": len(vocab)}, params=params)
     return stats
 
 

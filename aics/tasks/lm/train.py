@@ -21,20 +21,15 @@ import torch.nn.functional as F
 
 from aics.core.ckpt import (
     CheckpointDir,
-    capture_rng,
-    load_checkpoint,
-    restore_rng,
-    restore_training_state,
     training_state,
 )
-from aics.core.config import diff_keys, save_config, to_dict
+from aics.core.config import save_config, to_dict
 from aics.core.dist import (
     DistContext,
     all_gather_cat,
     any_rank,
     barrier,
     cleanup,
-    gather_objects,
     init_distributed,
     wrap_model,
 )
@@ -42,7 +37,8 @@ from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
 from aics.core.runtime import StopSignal, autocast, grad_scaler, seed_everything, set_deterministic
-from aics.core.stage import begin_stage, is_done, mark_done
+from aics.core.stage import mark_done
+from aics.core.trainloop import open_experiment, resume, rng_states, save_and_stop, seed_ranks
 from aics.tasks.lm.config import LMConfig
 from aics.tasks.lm.data import (
     WindowSet,
@@ -130,13 +126,7 @@ def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: b
     """Train (or resume) one experiment; returns the last epoch's valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
     ctx = init_distributed(cfg.train.device)
-    proceed = True
-    if ctx.is_main:
-        proceed = begin_stage(
-            exp, overwrite, what="train", resumable=lambda p: (p / "ckpt/last.pt").is_file()
-        )
-    barrier(ctx)
-    if not proceed or (not ctx.is_main and is_done(exp)):
+    if not open_experiment(exp, overwrite, ctx):
         return {}
     setup_logging(exp / "log" / "train.log", ctx.is_main)
     log = get_logger()
@@ -150,8 +140,7 @@ def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: b
     params = check_size(model, tc.max_params, mc.arch)
     if not model.recurrent and mc.arch == "transformer" and tc.bptt > mc.max_len:
         raise UserError(f"train.bptt={tc.bptt} is longer than model.max_len={mc.max_len}; raise max_len")
-    if ctx.rank:
-        seed_everything(tc.seed + ctx.rank)  # own dropout masks per rank; weights come from rank 0 via DDP
+    seed_ranks(tc.seed, ctx)
 
     if model.recurrent:
         batches = StreamBatches(streams["train"], tc.batch_size, tc.bptt, ctx)
@@ -170,25 +159,17 @@ def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: b
 
     step = epoch = batch_in_epoch = bad_epochs = 0
     best, state, train_tokens, train_seconds = math.inf, None, 0, 0.0
-    resumed = ckpts.last.is_file()
-    if resumed:
-        ckpt = load_checkpoint(ckpts.last, map_location=device, task=TASK)
-        changed = [k for k in diff_keys(ckpt["config"], to_dict(cfg)) if k.startswith("model.")]
-        if changed:
-            raise UserError(
-                f"{ckpts.last}: was trained with a different model ({', '.join(changed)}); "
-                "pass --overwrite to start again, or use another --exp"
-            )
-        restore_training_state(ckpt, model, optimizer, scheduler, scaler)
+    ckpt = resume(ckpts, to_dict(cfg), model, optimizer, scheduler, scaler, ctx, TASK)
+    if ckpt is not None:
         extra = ckpt["extra"]
-        if extra.get("world_size", 1) == ctx.world_size and extra.get("rng_per_rank"):
-            restore_rng(extra["rng_per_rank"][ctx.rank])
         step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         best, bad_epochs = ckpt["metrics"].get("best_valid_ppl", math.inf), extra.get("bad_epochs", 0)
         train_tokens, train_seconds = extra.get("train_tokens", 0), extra.get("train_seconds", 0.0)
         if model.recurrent and batch_in_epoch and extra.get("world_size", 1) == ctx.world_size:
             state = slice_state(extra.get("hidden"), ctx, tc.batch_size, device)
-        log.info(f"resuming {exp} from step {step} (epoch {epoch + 1}, batch {batch_in_epoch})")
+    if tc.max_steps and step >= tc.max_steps:
+        log.info(f"already at train.max_steps={tc.max_steps} (step {step}); rerun without it to continue")
+        return {}
     if ctx.is_main:
         save_config(cfg, exp / "config.yaml")
     parts = ", ".join(f"{k} {v:,}" for k, v in params.items() if k != "total")
@@ -198,26 +179,20 @@ def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: b
     )
 
     net = wrap_model(model, ctx)
-    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step if resumed else None)
+    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step)
 
     def checkpoint(metrics_now: dict) -> dict:
         """Called on every rank at the same step (it gathers the hidden state and the RNG of all ranks)."""
         hidden = gather_state(state, ctx) if model.recurrent and batch_in_epoch else None
-        rngs = gather_objects(capture_rng(), ctx)
         return training_state(
             task=TASK, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,
             epoch=epoch, batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid_ppl": best, "parameters": params["total"], **metrics_now},
             extra={"vocab_size": len(vocab), "data_dir": str(data_dir), "hidden": hidden,
-                   "rng_per_rank": rngs, "world_size": ctx.world_size, "bad_epochs": bad_epochs,
-                   "train_tokens": train_tokens, "train_seconds": train_seconds},
+                   "world_size": ctx.world_size, "bad_epochs": bad_epochs, "train_tokens": train_tokens,
+                   "train_seconds": train_seconds},
+            rng_per_rank=rng_states(ctx),
         )  # fmt: skip
-
-    def save_and_stop(reason: str) -> None:
-        payload = checkpoint({})
-        if ctx.is_main:
-            ckpts.save(payload)
-        log.info(f"{reason} at step {step}; {ckpts.last} saved, rerun the same command to resume")
 
     def scores(split: str) -> dict:
         return perplexity(model, streams[split], cfg, device)
@@ -272,12 +247,12 @@ def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: b
                 if tc.max_steps and step >= tc.max_steps:
                     train_tokens += loss_tokens
                     train_seconds += time.perf_counter() - t0
-                    save_and_stop(f"train.max_steps={tc.max_steps} reached")
+                    save_and_stop(ckpts, checkpoint({}), ctx, f"train.max_steps={tc.max_steps} reached")
                     return {}
                 if any_rank(stop.requested, ctx):
                     train_tokens += loss_tokens
                     train_seconds += time.perf_counter() - t0
-                    save_and_stop("interrupted")
+                    save_and_stop(ckpts, checkpoint({}), ctx, "interrupted")
                     raise KeyboardInterrupt
                 if tc.save_every_steps and step % tc.save_every_steps == 0:
                     payload = checkpoint({})

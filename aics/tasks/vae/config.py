@@ -10,37 +10,41 @@ from aics.core.config import option, section
 @dataclass
 class ModelConfig:
     arch: str = option("mlp", help="encoder/decoder pair", choices=("mlp", "conv"))
-    zdim: int = option(2, help="latent size (1 and 2 give latent maps you can look at)")
-    hidden: int = option(256, help="hidden units of the fully connected layers")
-    channels: int = option(32, help="conv arch: channels of the first conv layer (doubled in the second)")
+    zdim: int = option(2, help="latent size (1 and 2 give latent maps you can look at)", min=1)
+    hidden: int = option(256, help="hidden units of the fully connected layers", min=1)
+    channels: int = option(
+        32, help="conv arch: channels of the first conv layer (doubled in the second)", min=1
+    )
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = option(3, help="passes over the training set")
-    batch_size: int = option(128, help="images per optimizer step (per process under torchrun)")
-    lr: float = option(1e-3, help="Adam learning rate")
-    weight_decay: float = option(0.0, help="Adam weight decay")
-    beta: float = option(1.0, help="weight of the KL term (1 is the plain VAE, >1 a beta-VAE)")
+    epochs: int = option(3, help="passes over the training set", min=1)
+    batch_size: int = option(128, help="images per optimizer step (per process under torchrun)", min=1)
+    lr: float = option(1e-3, help="Adam learning rate", min=0.0)
+    weight_decay: float = option(0.0, help="Adam weight decay", min=0.0)
+    beta: float = option(1.0, help="weight of the KL term (1 is the plain VAE, >1 a beta-VAE)", min=0.0)
     seed: int = option(0, help="seed for weights, data order and sampling noise")
     device: str = option("auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     amp: bool = option(True, help="mixed precision on CUDA (ignored on CPU)")
     deterministic: bool = option(False, help="deterministic kernels (slower on GPU)")
-    num_workers: int = option(0, help="DataLoader worker processes")
-    log_every: int = option(50, help="log train loss every N steps")
-    save_every_steps: int = option(0, help="also write last.pt every N steps (0: at epoch ends only)")
-    max_steps: int = option(0, help="stop after N optimizer steps in total, saving last.pt (0: no limit)")
-    keep_epochs: int = option(0, help="keep only the newest N epoch-NNN.pt files (0: keep all)")
+    num_workers: int = option(0, help="DataLoader worker processes", min=0)
+    log_every: int = option(50, help="log train loss every N steps", min=1)
+    save_every_steps: int = option(0, help="also write last.pt every N steps (0: at epoch ends only)", min=0)
+    max_steps: int = option(
+        0, help="stop after N optimizer steps in total, saving last.pt (0: no limit)", min=0
+    )
+    keep_epochs: int = option(0, help="keep only the newest N epoch-NNN.pt files (0: keep all)", min=0)
 
 
 @dataclass
 class InferConfig:
     zmin: float = option(-5.0, help="lower end of the latent maps")
     zmax: float = option(5.0, help="upper end of the latent maps")
-    grid_points: int = option(15, help="decoded images per latent axis in the maps")
-    n_recon: int = option(16, help="images in the originals-vs-reconstructions picture")
-    scatter_max: int = option(5000, help="at most this many points in the latent scatter")
-    batch_size: int = option(500, help="images per batch when scoring")
+    grid_points: int = option(15, help="decoded images per latent axis in the maps", min=2)
+    n_recon: int = option(16, help="images in the originals-vs-reconstructions picture", min=1)
+    scatter_max: int = option(5000, help="at most this many points in the latent scatter", min=1)
+    batch_size: int = option(500, help="images per batch when scoring", min=1)
 
 
 @dataclass

@@ -139,7 +139,8 @@ def prepare(
             f"--valid-size {valid_size}: must be between 1 and {len(train_x) - 1} "
             f"(the train set of {src} has {len(train_x)} images)"
         )
-    if not begin_stage(out, overwrite, what="prepare"):
+    params = {"src": str(src.resolve()), "valid_size": valid_size, "seed": seed}
+    if not begin_stage(out, overwrite, what="prepare", params=params):
         return read_stats(out)
     perm = np.random.default_rng(seed).permutation(len(train_x))
     valid_idx, train_idx = np.sort(perm[:valid_size]), np.sort(perm[valid_size:])
@@ -158,7 +159,7 @@ def prepare(
             "mean_pixel": round(float(x.mean()) / 255.0, 4),
         }
     write_json(out / "stats.json", stats)
-    mark_done(out, {"images": {s: v["images"] for s, v in stats["splits"].items()}})
+    mark_done(out, {"images": {s: v["images"] for s, v in stats["splits"].items()}}, params=params)
     return stats
 
 

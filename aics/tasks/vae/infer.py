@@ -40,6 +40,8 @@ def load_trained(
     ckpt = load_checkpoint(path, task=TASK)
     cfg = from_dict(VAEConfig, ckpt["config"], source=str(path))
     for o in overrides:
+        if not o.startswith("infer."):
+            raise UserError(f"--set {o}: only infer.* keys can change after training; retrain for the rest")
         apply_override(cfg, o)
     dev = pick_device(device)
     shape = tuple(ckpt["extra"].get("image_shape", (1, 28, 28)))
@@ -172,7 +174,7 @@ def infer(
     """Write the pictures for one experiment; returns the output directory."""
     data_dir = check_prepared(data_dir)
     model, cfg, _ = load_trained(exp_dir, ckpt, device, overrides)
-    out = Path(exp_dir) / f"infer_{ckpt}"
+    out = Path(exp_dir) / f"infer_{Path(ckpt).stem}"
     if not begin_stage(out, overwrite, what="infer"):
         return out
     seed_everything(cfg.train.seed)

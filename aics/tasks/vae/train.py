@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from aics.core.ckpt import CheckpointDir, load_checkpoint, restore_training_state, training_state
-from aics.core.config import diff_keys, save_config, to_dict
+from aics.core.ckpt import CheckpointDir, training_state
+from aics.core.config import save_config, to_dict
 from aics.core.dist import any_rank, barrier, cleanup, init_distributed, wrap_model
-from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
 from aics.core.runtime import StopSignal, autocast, grad_scaler, seed_everything, set_deterministic
-from aics.core.stage import begin_stage, is_done, mark_done
+from aics.core.stage import mark_done
+from aics.core.trainloop import open_experiment, resume, rng_states, save_and_stop, seed_ranks
 from aics.tasks.vae.config import VAEConfig
 from aics.tasks.vae.data import MnistSplit, batch_collate, check_prepared
 from aics.tasks.vae.metrics import evaluate
@@ -35,10 +35,6 @@ LOSS_KEYS = ("loss", "recon_bce", "kl")
 def build_model(cfg: VAEConfig, image_shape: tuple[int, int, int]) -> VAE:
     m = cfg.model
     return VAE(m.zdim, arch=m.arch, hidden=m.hidden, channels=m.channels, image_shape=image_shape)
-
-
-def _has_last(exp: Path) -> bool:
-    return (exp / "ckpt" / "last.pt").is_file()
 
 
 def reconstruction_grid(model: VAE, images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -55,11 +51,7 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
     """Train (or resume) one experiment and return the final valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
     ctx = init_distributed(cfg.train.device)
-    proceed = True
-    if ctx.is_main:
-        proceed = begin_stage(exp, overwrite, what="train", resumable=_has_last)
-    barrier(ctx)
-    if not proceed or (not ctx.is_main and is_done(exp)):
+    if not open_experiment(exp, overwrite, ctx):
         return {}
     setup_logging(exp / "log" / "train.log", ctx.is_main)
     log = get_logger()
@@ -70,6 +62,7 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
     train_set, valid_set = MnistSplit(data_dir, "train"), MnistSplit(data_dir, "valid")
     image_shape = tuple(train_set.images.shape[1:])
     model = build_model(cfg, image_shape).to(device)
+    seed_ranks(tc.seed, ctx)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = grad_scaler(device, tc.amp)
     ckpts = CheckpointDir(exp, keep_epochs=tc.keep_epochs)
@@ -77,19 +70,13 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
 
     step = epoch = batch_in_epoch = 0
     best = math.inf
-    resumed = ckpts.last.is_file()
-    if resumed:
-        ckpt = load_checkpoint(ckpts.last, map_location=device, task=TASK)
-        changed = [k for k in diff_keys(ckpt["config"], to_dict(cfg)) if k.startswith("model.")]
-        if changed:
-            raise UserError(
-                f"{ckpts.last}: was trained with a different model ({', '.join(changed)}); "
-                "pass --overwrite to start again, or use another --exp"
-            )
-        restore_training_state(ckpt, model, optimizer, scaler=scaler)
+    ckpt = resume(ckpts, to_dict(cfg), model, optimizer, None, scaler, ctx, TASK)
+    if ckpt is not None:
         step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         best = ckpt["metrics"].get("best_valid_loss", math.inf)
-        log.info(f"resuming {exp} from step {step} (epoch {epoch + 1}, batch {batch_in_epoch})")
+    if tc.max_steps and step >= tc.max_steps:
+        log.info(f"already at train.max_steps={tc.max_steps} (step {step}); rerun without it to continue")
+        return {}
     if ctx.is_main:
         save_config(cfg, exp / "config.yaml")
     log.info(
@@ -102,7 +89,7 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
     sampler = EpochBatchSampler(
         len(train_set), tc.batch_size, shuffle=True, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
     )
-    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step if resumed else None)
+    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step)
     preview = valid_set.images[: cfg.infer.n_recon]
 
     def state(metrics_now: dict) -> dict:
@@ -110,7 +97,8 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
             task=TASK, model=model, optimizer=optimizer, scaler=scaler, step=step, epoch=epoch,
             batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid_loss": best, "parameters": params["total"], **metrics_now},
-            extra={"image_shape": list(image_shape)},
+            extra={"image_shape": list(image_shape), "world_size": ctx.world_size},
+            rng_per_rank=rng_states(ctx),
         )  # fmt: skip
 
     valid: dict = {}
@@ -145,26 +133,30 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
                     metrics.scalars("train", step, values, epoch=epoch + 1)
                     bar.set_postfix(loss=f"{values['loss']:.1f}")
                 if tc.max_steps and step >= tc.max_steps:
-                    _save_and_stop(ckpts, state({}), ctx.is_main, f"train.max_steps={tc.max_steps} reached")
+                    save_and_stop(ckpts, state({}), ctx, f"train.max_steps={tc.max_steps} reached")
                     return {}
                 if any_rank(stop.requested, ctx):
-                    _save_and_stop(ckpts, state({}), ctx.is_main, "interrupted")
+                    save_and_stop(ckpts, state({}), ctx, "interrupted")
                     raise KeyboardInterrupt
-                if ctx.is_main and tc.save_every_steps and step % tc.save_every_steps == 0:
-                    ckpts.save(state({}))
+                if tc.save_every_steps and step % tc.save_every_steps == 0:
+                    payload = state({})
+                    if ctx.is_main:
+                        ckpts.save(payload)
             epoch += 1
             batch_in_epoch = 0
+            # Every rank evaluates (fixed-seed noise, so all agree on `best`); only rank 0 writes.
+            train_avg = dict(zip(LOSS_KEYS, (sums / max(1, taken)).tolist(), strict=True))
+            valid = evaluate(model, valid_set.images, cfg.infer.batch_size, device, seed=tc.seed)
+            is_best = valid["loss"] < best
+            best = min(best, valid["loss"])
+            payload = state({"valid": valid})
             if ctx.is_main:
-                train_avg = dict(zip(LOSS_KEYS, (sums / max(1, taken)).tolist(), strict=True))
-                valid = evaluate(model, valid_set.images, cfg.infer.batch_size, device, seed=tc.seed)
                 if taken:
                     metrics.scalars("train_epoch", step, train_avg, epoch=epoch)
                 shown = {k: valid[k] for k in ("loss", "recon_bce", "kl", "recon_mse")}
                 metrics.scalars("valid", step, shown, epoch=epoch)
                 metrics.image("valid/reconstructions", reconstruction_grid(model, preview, device), step)
-                is_best = valid["loss"] < best
-                best = min(best, valid["loss"])
-                ckpts.save(state({"valid": valid}), epoch_end=True, is_best=is_best)
+                ckpts.save(payload, epoch_end=True, is_best=is_best)
                 log.info(
                     f"epoch {epoch}/{tc.epochs} step {step}: train loss {train_avg['loss']:.2f}, valid loss "
                     f"{valid['loss']:.2f} (recon {valid['recon_bce']:.2f} + KL {valid['kl']:.2f})"
@@ -179,11 +171,3 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
     barrier(ctx)
     cleanup(ctx)
     return valid
-
-
-def _save_and_stop(ckpts: CheckpointDir, payload: dict, is_main: bool, reason: str) -> None:
-    if is_main:
-        ckpts.save(payload)
-    get_logger().info(
-        f"{reason} at step {payload['step']}; {ckpts.last} saved, rerun the same command to resume"
-    )
