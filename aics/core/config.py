@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -293,3 +294,19 @@ def _commented(obj: Any, indent: int, lines: list[str]) -> None:
 
 def save_config(obj: Any, path: str | Path) -> None:
     write_text(path, to_yaml(obj))
+
+
+@dataclass
+class RunOptions:
+    """Fields every task's ``train`` section shares (a task's TrainConfig extends it)."""
+
+    seed: int = option(0, help="seed for weights, data order, dropout and sampling noise")
+    device: str = option("auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    amp: bool = option(True, help="mixed precision on CUDA (ignored on CPU)")
+    deterministic: bool = option(False, help="deterministic kernels (slower on GPU)")
+    log_every: int = option(50, help="log the train loss every N steps", min=1)
+    save_every_steps: int = option(0, help="also write last.pt every N steps (0: at epoch ends only)", min=0)
+    max_steps: int = option(
+        0, help="stop after N optimizer steps in total, saving last.pt (0: no limit)", min=0
+    )
+    keep_epochs: int = option(0, help="keep only the newest N epoch-NNN.pt files (0: keep all)", min=0)

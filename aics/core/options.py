@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 conf_option = click.option(
@@ -31,3 +33,35 @@ overwrite_option = click.option(
 def with_device(overrides: tuple[str, ...], device: str | None) -> tuple[str, ...]:
     """Fold --device into the overrides so it is saved with the resolved config."""
     return overrides + ((f"train.device={device}",) if device else ())
+
+
+def _load(ref: str):
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def config_command(config_ref: str) -> click.Command:
+    """``aics <task> config``: print the resolved config of ``module:ConfigClass`` with every key's help."""
+
+    @click.command("config")
+    @conf_option
+    @set_option
+    def show_config(conf: tuple, overrides: tuple) -> None:
+        """Print the resolved config with every key's help."""
+        from aics.core.config import load_config, to_yaml
+
+        click.echo(to_yaml(load_config(_load(config_ref), conf, overrides), comments=True), nl=False)
+
+    return show_config
+
+
+def report_command(report_ref: str, help: str) -> click.Command:
+    """``aics <task> report EXP... [-o FILE]`` over ``module:report(exp_dirs, out) -> str``."""
+
+    @click.command("report", help=help)
+    @click.argument("exps", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+    @click.option("-o", "--out", type=click.Path(dir_okay=False), help="Also write the table to this file.")
+    def report(exps: tuple, out: str | None) -> None:
+        click.echo(_load(report_ref)(list(exps), out), nl=False)
+
+    return report

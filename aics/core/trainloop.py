@@ -1,8 +1,7 @@
 """The pieces every trainer shares around its own, written-out loop: opening the experiment on all ranks,
 resuming from ``last.pt``, per-rank seeding and RNG capture, and stopping with a checkpoint.
 
-    if not open_experiment(exp, overwrite, ctx):
-        return                                   # already done
+    ctx = start(exp, overwrite, cfg.train)       # None: already done
     ckpt = resume(ckpts, cfg_dict, model, optimizer, scheduler, scaler, ctx, task)
     ...
     payload = training_state(..., rng_per_rank=rng_states(ctx))   # on every rank
@@ -15,11 +14,11 @@ from pathlib import Path
 import torch
 
 from aics.core.ckpt import CheckpointDir, capture_rng, load_checkpoint, restore_training_state
-from aics.core.config import diff_keys
-from aics.core.dist import DistContext, broadcast_object, gather_objects
+from aics.core.config import RunOptions, diff_keys
+from aics.core.dist import DistContext, broadcast_object, gather_objects, init_distributed
 from aics.core.errors import UserError
-from aics.core.log import get_logger
-from aics.core.runtime import seed_everything
+from aics.core.log import get_logger, setup_logging
+from aics.core.runtime import seed_everything, set_deterministic
 from aics.core.stage import begin_stage
 
 # What a run that died before its first checkpoint leaves behind: it may start again from scratch.
@@ -45,6 +44,18 @@ def open_experiment(exp: Path, overwrite: bool, ctx: DistContext) -> bool:
     if kind == "error":
         raise UserError(message)
     return kind == "run"
+
+
+def start(exp: Path, overwrite: bool, run: RunOptions) -> DistContext | None:
+    """Join torchrun's process group (if any), open the experiment, set up logging, seeding and
+    determinism. None when the experiment is already done."""
+    ctx = init_distributed(run.device)
+    if not open_experiment(exp, overwrite, ctx):
+        return None
+    setup_logging(exp / "log" / "train.log", ctx.is_main)
+    seed_everything(run.seed)
+    set_deterministic(run.deterministic)
+    return ctx
 
 
 def seed_ranks(seed: int, ctx: DistContext) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from aics.core.options import conf_option, device_option, overwrite_option, set_option, with_device
+from aics.core.options import (
+    conf_option,
+    config_command,
+    device_option,
+    overwrite_option,
+    report_command,
+    set_option,
+    with_device,
+)
 
 
 @click.group("lm")
@@ -98,22 +106,10 @@ def score(exp: str, data: str, ckpt: str, device: str | None) -> None:
     click.echo(f"{exp}: valid PPL {s['valid']['ppl']:.2f}, test PPL {s['test']['ppl']:.2f}{floor}")
 
 
-@cli.command()
-@click.argument("exps", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Also write the table to this file.")
-def report(exps: tuple, out: str | None) -> None:
-    """Compare scored experiments: model, parameters, valid/test/floor PPL, tokens/s, epochs."""
-    from aics.tasks.lm.infer import report as run
-
-    click.echo(run(list(exps), out), nl=False)
-
-
-@cli.command("config")
-@conf_option
-@set_option
-def show_config(conf: tuple, overrides: tuple) -> None:
-    """Print the resolved config with every key's help."""
-    from aics.core.config import load_config, to_yaml
-    from aics.tasks.lm.config import LMConfig
-
-    click.echo(to_yaml(load_config(LMConfig, conf, overrides), comments=True), nl=False)
+cli.add_command(
+    report_command(
+        "aics.tasks.lm.infer:report",
+        "Compare scored experiments: model, parameters, valid/test/floor PPL, tokens/s, epochs.",
+    )
+)
+cli.add_command(config_command("aics.tasks.lm.config:LMConfig"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aics.core.config import option, section
+from aics.core.config import RunOptions, option, section
 
 ARCHS = ("ffn", "rnn", "gru", "lstm", "transformer")
 
@@ -28,7 +28,7 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunOptions):
     epochs: int = option(3, help="maximum passes over the training text", min=1)
     batch_size: int = option(32, help="sequences per step (per process under torchrun)", min=1)
     bptt: int = option(35, help="tokens per sequence: truncated-BPTT length or context window", min=1)
@@ -49,17 +49,8 @@ class TrainConfig:
     early_stop: int = option(
         3, help="stop after this many epochs without a better valid PPL (0: never)", min=0
     )
-    max_params: int = option(60_000_000, help="refuse models with more parameters than this", min=1)
-    seed: int = option(0, help="seed for weights, data order and dropout")
-    device: str = option("auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    amp: bool = option(True, help="mixed precision on CUDA (ignored on CPU)")
-    deterministic: bool = option(False, help="deterministic kernels (slower on GPU)")
-    log_every: int = option(50, help="log the train loss every N steps", min=1)
-    save_every_steps: int = option(0, help="also write last.pt every N steps (0: at epoch ends only)", min=0)
-    max_steps: int = option(
-        0, help="stop after N optimizer steps in total, saving last.pt (0: no limit)", min=0
-    )
     keep_epochs: int = option(2, help="keep only the newest N epoch-NNN.pt files (0: keep all)", min=0)
+    max_params: int = option(60_000_000, help="refuse models with more parameters than this", min=1)
 
 
 @dataclass

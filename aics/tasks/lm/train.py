@@ -30,15 +30,14 @@ from aics.core.dist import (
     any_rank,
     barrier,
     cleanup,
-    init_distributed,
     wrap_model,
 )
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
-from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
-from aics.core.runtime import StopSignal, autocast, grad_scaler, seed_everything, set_deterministic
+from aics.core.log import MetricsLogger, get_logger, progress
+from aics.core.runtime import StopSignal, autocast, grad_scaler
 from aics.core.stage import mark_done
-from aics.core.trainloop import open_experiment, resume, rng_states, save_and_stop, seed_ranks
+from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, start
 from aics.tasks.lm.config import LMConfig
 from aics.tasks.lm.data import (
     WindowSet,
@@ -125,14 +124,11 @@ def slice_state(state, ctx: DistContext, batch_size: int, device: torch.device):
 def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
     """Train (or resume) one experiment; returns the last epoch's valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
-    ctx = init_distributed(cfg.train.device)
-    if not open_experiment(exp, overwrite, ctx):
+    ctx = start(exp, overwrite, cfg.train)
+    if ctx is None:
         return {}
-    setup_logging(exp / "log" / "train.log", ctx.is_main)
     log = get_logger()
     device, tc, mc = ctx.device, cfg.train, cfg.model
-    seed_everything(tc.seed)
-    set_deterministic(tc.deterministic)
 
     vocab = load_vocab(data_dir)
     streams = {s: load_stream(data_dir, s) for s in ("train", "valid", "test")}

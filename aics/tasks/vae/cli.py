@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from aics.core.options import conf_option, device_option, overwrite_option, set_option, with_device
+from aics.core.options import (
+    conf_option,
+    config_command,
+    device_option,
+    overwrite_option,
+    report_command,
+    set_option,
+    with_device,
+)
 
 
 @click.group("vae")
@@ -93,22 +101,7 @@ def score(exp: str, data: str, ckpt: str, device: str | None) -> None:
     )
 
 
-@cli.command()
-@click.argument("exps", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", type=click.Path(dir_okay=False), help="Also write the table to this file.")
-def report(exps: tuple, out: str | None) -> None:
-    """Compare scored experiments in one markdown table."""
-    from aics.tasks.vae.infer import report as run
-
-    click.echo(run(list(exps), out), nl=False)
-
-
-@cli.command("config")
-@conf_option
-@set_option
-def show_config(conf: tuple, overrides: tuple) -> None:
-    """Print the resolved config with every key's help."""
-    from aics.core.config import load_config, to_yaml
-    from aics.tasks.vae.config import VAEConfig
-
-    click.echo(to_yaml(load_config(VAEConfig, conf, overrides), comments=True), nl=False)
+cli.add_command(
+    report_command("aics.tasks.vae.infer:report", "Compare scored experiments in one markdown table.")
+)
+cli.add_command(config_command("aics.tasks.vae.config:VAEConfig"))

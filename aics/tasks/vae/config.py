@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aics.core.config import option, section
+from aics.core.config import RunOptions, option, section
 
 
 @dataclass
@@ -18,23 +18,13 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunOptions):
     epochs: int = option(3, help="passes over the training set", min=1)
     batch_size: int = option(128, help="images per optimizer step (per process under torchrun)", min=1)
     lr: float = option(1e-3, help="Adam learning rate", min=0.0)
     weight_decay: float = option(0.0, help="Adam weight decay", min=0.0)
     beta: float = option(1.0, help="weight of the KL term (1 is the plain VAE, >1 a beta-VAE)", min=0.0)
-    seed: int = option(0, help="seed for weights, data order and sampling noise")
-    device: str = option("auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
-    amp: bool = option(True, help="mixed precision on CUDA (ignored on CPU)")
-    deterministic: bool = option(False, help="deterministic kernels (slower on GPU)")
     num_workers: int = option(0, help="DataLoader worker processes", min=0)
-    log_every: int = option(50, help="log train loss every N steps", min=1)
-    save_every_steps: int = option(0, help="also write last.pt every N steps (0: at epoch ends only)", min=0)
-    max_steps: int = option(
-        0, help="stop after N optimizer steps in total, saving last.pt (0: no limit)", min=0
-    )
-    keep_epochs: int = option(0, help="keep only the newest N epoch-NNN.pt files (0: keep all)", min=0)
 
 
 @dataclass

@@ -17,12 +17,12 @@ import torch
 
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import save_config, to_dict
-from aics.core.dist import any_rank, barrier, cleanup, init_distributed, wrap_model
+from aics.core.dist import any_rank, barrier, cleanup, wrap_model
 from aics.core.loader import EpochBatchSampler, build_loader
-from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
-from aics.core.runtime import StopSignal, autocast, grad_scaler, seed_everything, set_deterministic
+from aics.core.log import MetricsLogger, get_logger, progress
+from aics.core.runtime import StopSignal, autocast, grad_scaler
 from aics.core.stage import mark_done
-from aics.core.trainloop import open_experiment, resume, rng_states, save_and_stop, seed_ranks
+from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, start
 from aics.tasks.vae.config import VAEConfig
 from aics.tasks.vae.data import MnistSplit, batch_collate, check_prepared
 from aics.tasks.vae.metrics import evaluate
@@ -50,14 +50,11 @@ def reconstruction_grid(model: VAE, images: torch.Tensor, device: torch.device) 
 def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
     """Train (or resume) one experiment and return the final valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
-    ctx = init_distributed(cfg.train.device)
-    if not open_experiment(exp, overwrite, ctx):
+    ctx = start(exp, overwrite, cfg.train)
+    if ctx is None:
         return {}
-    setup_logging(exp / "log" / "train.log", ctx.is_main)
     log = get_logger()
     device, tc = ctx.device, cfg.train
-    seed_everything(tc.seed)
-    set_deterministic(tc.deterministic)
 
     train_set, valid_set = MnistSplit(data_dir, "train"), MnistSplit(data_dir, "valid")
     image_shape = tuple(train_set.images.shape[1:])

@@ -77,20 +77,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ddp_worker(rank, world, arch, data, exp, port, batch):
+def ddp_worker(rank, world, arch, data, exp, port, batch, steps=6):
     os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
     torch.set_num_threads(1)
-    sets = ["model.dropout=0", "model.emb_dropout=0", "train.max_steps=6", f"train.batch_size={batch}",
+    sets = ["model.dropout=0", "model.emb_dropout=0", f"train.max_steps={steps}", f"train.batch_size={batch}",
             "train.device=cpu"]  # fmt: skip
     train(cfg(arch, *sets), data, exp)
 
 
-@pytest.mark.parametrize("arch", ["lstm", "transformer"])
-def test_two_gloo_ranks_match_one_process_with_double_batch(lm_data, tmp_path, arch):
+@pytest.mark.parametrize("arch, resume_at", [("lstm", 3), ("transformer", None)])
+def test_two_gloo_ranks_match_one_process_with_double_batch(lm_data, tmp_path, arch, resume_at):
+    """Also, for the LSTM, stopped at step 3 and resumed under DDP (the hidden state of both ranks)."""
     ddp_worker(0, 1, arch, lm_data, tmp_path / "single", 0, 4)
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         os.environ.pop(key, None)
+    if resume_at:
+        mp.spawn(ddp_worker, args=(2, arch, lm_data, tmp_path / "ddp", free_port(), 2, resume_at), nprocs=2)
+        assert load_checkpoint(tmp_path / "ddp" / "ckpt" / "last.pt")["extra"]["hidden"][0].shape[1] == 4
     mp.spawn(ddp_worker, args=(2, arch, lm_data, tmp_path / "ddp", free_port(), 2), nprocs=2, join=True)
     a = load_checkpoint(tmp_path / "single" / "ckpt" / "last.pt")
     b = load_checkpoint(tmp_path / "ddp" / "ckpt" / "last.pt")
