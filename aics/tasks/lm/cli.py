@@ -61,14 +61,16 @@ def prepare(src: str, out: str, fmt: str, min_count: int, max_size: int, overwri
 @conf_option
 @set_option
 @device_option
+@click.option("--max-params", type=int, help="Refuse a model with more parameters (train.max_params, 60M).")
 @overwrite_option
-def train(data: str, exp: str, conf: tuple, overrides: tuple, device: str | None, overwrite: bool) -> None:
+def train(data, exp, conf, overrides, device, max_params, overwrite) -> None:
     """Train an LM (resumes from EXP/ckpt/last.pt; runs under torchrun for several processes)."""
     from aics.core.config import load_config
     from aics.tasks.lm.config import LMConfig
     from aics.tasks.lm.train import train as run
 
-    run(load_config(LMConfig, conf, with_device(overrides, device)), data, exp, overwrite=overwrite)
+    overrides = with_device(overrides, device) + ((f"train.max_params={max_params}",) if max_params else ())
+    run(load_config(LMConfig, conf, overrides), data, exp, overwrite=overwrite)
 
 
 @cli.command()
