@@ -109,10 +109,13 @@ COLUMNS += ("tokens/s", "epochs")
 
 
 def report_table(scores: list[dict], names: list[str]) -> str:
+    def ratio(s: dict) -> str | None:
+        return None if s.get("test_ppl_over_floor") is None else f"{s['test_ppl_over_floor']:.3f}"
+
     rows = [
         [n, s["arch"], s["parameters"], s["valid"]["ppl"], s["test"]["ppl"], s.get("floor_test_ppl"),
-         s.get("test_ppl_over_floor"), s["unigram_test_ppl"],
-         None if s.get("tokens_per_s") is None else int(s["tokens_per_s"]), s["epochs_trained"]]
+         ratio(s), s["unigram_test_ppl"], None if s.get("tokens_per_s") is None else int(s["tokens_per_s"]),
+         s["epochs_trained"]]
         for n, s in zip(names, scores, strict=True)
     ]  # fmt: skip
     rows.sort(key=lambda r: r[4])
