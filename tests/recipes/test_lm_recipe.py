@@ -41,5 +41,6 @@ def test_lm_recipe_all_stages(tmp_path):
         splits = {json.loads(line)["split"] for line in (e / "log/metrics.jsonl").read_text().splitlines()}
         assert {"train", "valid", "test"} <= splits, "train/valid/test curves per epoch"
         assert len((e / "samples.txt").read_text().split()) >= 30
+    assert (exp / "curves.png").exists()
     table = (exp / "RESULTS.md").read_text()
     assert all(f"{m}_tiny" in table for m in MODELS) and "floor PPL" in table

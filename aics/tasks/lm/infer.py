@@ -13,7 +13,8 @@ import torch
 from aics.core.ckpt import CheckpointDir, load_checkpoint
 from aics.core.config import from_dict
 from aics.core.errors import UserError
-from aics.core.io import read_json, write_json, write_text
+from aics.core.io import read_json, read_jsonl, write_json, write_text
+from aics.core.plot import pyplot, save_figure
 from aics.core.report import markdown_table
 from aics.core.runtime import pick_device
 from aics.core.stage import done_info
@@ -137,4 +138,31 @@ def report(exp_dirs: list[str | Path], out: str | Path | None = None) -> str:
     )
     if out is not None:
         write_text(out, text)
+        plot_curves(exp_dirs, scores, Path(out).with_name("curves.png"))
     return text
+
+
+def plot_curves(exp_dirs: list[str | Path], scores: list[dict], path: Path) -> Path:
+    """Train / valid / test perplexity per epoch of every experiment, with the floor when known."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+    splits = (("train_epoch", "train"), ("valid", "valid"), ("test", "test"))
+    for d, s in zip(exp_dirs, scores, strict=True):
+        rows = read_jsonl(Path(d) / "log" / "metrics.jsonl")
+        for ax, (split, _) in zip(axes, splits, strict=True):
+            points = [(r["epoch"], r["ppl"]) for r in rows if r["split"] == split and "epoch" in r]
+            if points:
+                name = Path(d).name
+                label = name if name == s["arch"] else f"{name} ({s['arch']})"
+                ax.plot(*zip(*points, strict=True), marker="o", label=label)
+    floor = next((s["floor_test_ppl"] for s in scores if "floor_test_ppl" in s), None)
+    for ax, (_, title) in zip(axes, splits, strict=True):
+        if floor is not None:
+            ax.axhline(floor, color="black", linestyle="--", linewidth=1, label="floor (test)")
+        ax.set_title(f"{title} perplexity")
+        ax.set_xlabel("epoch")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("perplexity")
+    axes[-1].legend(loc="upper right", fontsize=8)
+    return save_figure(fig, path)

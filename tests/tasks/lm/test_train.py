@@ -67,8 +67,9 @@ def test_score_sample_and_report(lm_data, tmp_path):
     vocab = (lm_data / "vocab.txt").read_text().split("\n")
     text = sample(model, [line.split(" ")[0] for line in vocab if line], "w1 w2", tokens=30, top_k=5)
     assert text.startswith("w1 w2") and len(text.split()) >= 20
-    table = report([exp])
-    assert "| gru | gru |" in table
+    table = report([exp], tmp_path / "RESULTS.md")
+    assert "| gru | gru |" in table and (tmp_path / "RESULTS.md").read_text() == table
+    assert (tmp_path / "curves.png").stat().st_size > 5000
 
 
 def free_port() -> int:
