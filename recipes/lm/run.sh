@@ -64,13 +64,8 @@ if run_stage 2; then
   for m in $models; do
     log "Stage 2: train $m -> $exp/$m$suffix"
     # shellcheck disable=SC2046
-    args=(lm train --data "$prepared" --exp "$exp/$m$suffix" $(confs "$m") --device "$device"
-      --set "train.seed=$seed" "${ow[@]}")
-    if [ "$ngpu" -gt 1 ]; then
-      torchrun --standalone --nproc-per-node "$ngpu" -m aics "${args[@]}"
-    else
-      aics "${args[@]}"
-    fi
+    launch "$ngpu" lm train --data "$prepared" --exp "$exp/$m$suffix" $(confs "$m") --device "$device" \
+      --set "train.seed=$seed" "${ow[@]}"
   done
 fi
 

@@ -57,3 +57,14 @@ require_aics() {
     exit 2
   fi
 }
+
+# launch NGPU ARGS...: `aics ARGS`, or under torchrun with NGPU processes when NGPU > 1
+launch() {
+  local n=$1
+  shift
+  if [ "$n" -gt 1 ]; then
+    torchrun --standalone --nproc-per-node "$n" -m aics "$@"
+  else
+    aics "$@"
+  fi
+}

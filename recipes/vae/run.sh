@@ -53,13 +53,8 @@ fi
 if run_stage 2; then
   for z in $zdims; do
     log "Stage 2: train zdim=$z -> $exp/${tag}_z$z"
-    args=(vae train --data "$prepared" --exp "$exp/${tag}_z$z" --conf "$conf" --device "$device"
-      --set "model.zdim=$z" --set "model.arch=$arch" --set "train.seed=$seed" "${ow[@]}")
-    if [ "$ngpu" -gt 1 ]; then
-      torchrun --standalone --nproc-per-node "$ngpu" -m aics "${args[@]}"
-    else
-      aics "${args[@]}"
-    fi
+    launch "$ngpu" vae train --data "$prepared" --exp "$exp/${tag}_z$z" --conf "$conf" --device "$device" \
+      --set "model.zdim=$z" --set "model.arch=$arch" --set "train.seed=$seed" "${ow[@]}"
   done
 fi
 
