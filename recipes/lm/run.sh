@@ -26,6 +26,8 @@ min_count=1                   # raw corpora: words seen fewer times become <unk>
 train_tokens=1000000          # synthetic corpus only
 valid_tokens=80000
 test_tokens=80000
+vocab_size=3000               # synthetic corpus: word types of the source
+states=40                     # synthetic corpus: hidden states of the source
 ngpu=1                        # >1: train with torchrun --nproc-per-node $ngpu
 device=auto
 seed=0
@@ -39,14 +41,14 @@ ow=()
 [ "$overwrite" = true ] && ow=(--overwrite)
 suffix=""
 [ -n "$overlay" ] && suffix=_$(basename "$overlay" .yaml)
-src=${corpus:-$data/synth_${train_tokens}_seed$seed}
+src=${corpus:-$data/synth_${train_tokens}_v${vocab_size}_k${states}_seed$seed}
 prepared=$data/prepared
 
 if run_stage 0; then
   log "Stage 0: corpus"
   if [ -z "$corpus" ] && { [ ! -f "$src/floor.json" ] || [ "$overwrite" = true ]; }; then
     aics lm synth --out "$src" --train-tokens "$train_tokens" --valid-tokens "$valid_tokens" \
-      --test-tokens "$test_tokens" --seed "$seed"
+      --test-tokens "$test_tokens" --vocab-size "$vocab_size" --states "$states" --seed "$seed"
   fi
 fi
 

@@ -17,13 +17,13 @@ def test_lm_recipe_all_stages(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "AICS_PROGRESS": "0"}
     cmd = ["bash", str(ROOT / "recipes/lm/run.sh"), "--overlay", str(ROOT / "recipes/lm/conf/tiny.yaml"),
            "--models", " ".join(MODELS), "--train-tokens", "30000", "--valid-tokens", "4000",
-           "--test-tokens", "4000"]  # fmt: skip
+           "--test-tokens", "4000", "--vocab-size", "200", "--states", "8"]  # fmt: skip
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     for stage in range(5):
         assert f"Stage {stage}:" in r.stderr
     data, exp = tmp_path / "data/lm", tmp_path / "exp/lm"
-    assert (data / "synth_30000_seed0/floor.json").exists()
+    assert (data / "synth_30000_v200_k8_seed0/floor.json").exists()
     floor = json.loads((data / "prepared/floor.json").read_text())
     for m in MODELS:
         e = exp / f"{m}_tiny"
@@ -32,12 +32,8 @@ def test_lm_recipe_all_stages(tmp_path):
             assert (e / f).exists(), f"{e}/{f} missing"
         s = json.loads((e / "scores.json").read_text())
         assert s["arch"] == m and s["floor_test_ppl"] == pytest.approx(floor["test"]["ppl"])
-        # learnability floor: every model beats the unigram baseline, and none beats the true source
-        assert floor["test"]["ppl"] < s["test"]["ppl"] < s["unigram_test_ppl"], (
-            m,
-            s["test"],
-            s["unigram_test_ppl"],
-        )
+        # learnability: every model clearly beats the unigram baseline, and none beats the true source
+        assert floor["test"]["ppl"] < s["test"]["ppl"] < 0.7 * s["unigram_test_ppl"], (m, s)
         splits = {json.loads(line)["split"] for line in (e / "log/metrics.jsonl").read_text().splitlines()}
         assert {"train", "valid", "test"} <= splits, "train/valid/test curves per epoch"
         assert len((e / "samples.txt").read_text().split()) >= 30

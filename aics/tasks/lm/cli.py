@@ -25,14 +25,15 @@ def cli() -> None:
 @click.option("--train-tokens", default=1_000_000, show_default=True, help="Training tokens.")
 @click.option("--valid-tokens", default=80_000, show_default=True, help="Validation tokens.")
 @click.option("--test-tokens", default=80_000, show_default=True, help="Test tokens.")
+@click.option("--vocab-size", default=3000, show_default=True, help="Word types of the source.")
+@click.option("--states", default=40, show_default=True, help="Hidden states of the source.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the source and the samples.")
-def synth(out: str, train_tokens: int, valid_tokens: int, test_tokens: int, seed: int) -> None:
+def synth(out, train_tokens, valid_tokens, test_tokens, vocab_size, states, seed) -> None:
     """Write an offline corpus (PTB layout) from a random HMM, with its exact perplexity floor."""
     from aics.tasks.lm.synth import generate
 
-    info = generate(
-        out, train_tokens=train_tokens, valid_tokens=valid_tokens, test_tokens=test_tokens, seed=seed
-    )
+    sizes = {"train_tokens": train_tokens, "valid_tokens": valid_tokens, "test_tokens": test_tokens}
+    info = generate(out, **sizes, vocab_size=vocab_size, states=states, seed=seed)
     click.echo(f"wrote {out}: floor test perplexity {info['test']['ppl']:.2f}")
 
 
