@@ -19,6 +19,24 @@ from torch import nn
 from aics.tasks.lm.config import ModelConfig
 
 
+class OutputLayer(nn.Module):
+    """Hidden state -> vocabulary logits; with ``tie`` the softmax weights are the input embedding
+    (Press & Wolf, 2017), through a linear bridge when the hidden size differs from the embedding size."""
+
+    def __init__(self, hidden: int, embedding: nn.Embedding, tie: bool):
+        super().__init__()
+        vocab, emb = embedding.weight.shape
+        self.bridge = nn.Linear(hidden, emb) if tie and hidden != emb else None
+        self.decoder = nn.Linear(emb if self.bridge is not None else hidden, vocab)
+        if tie:
+            self.decoder.weight = embedding.weight
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.bridge is not None:
+            h = self.bridge(h)
+        return self.decoder(h)  # (..., V)
+
+
 class FFNLM(nn.Module):
     """Bengio et al. (2003): embed the n previous words, concatenate, one tanh layer, softmax."""
 
@@ -32,18 +50,13 @@ class FFNLM(nn.Module):
         self.emb_drop = nn.Dropout(emb_dropout)
         self.hidden = nn.Linear(context * emb, hidden)
         self.drop = nn.Dropout(dropout)
-        self.bridge = nn.Linear(hidden, emb) if tie_weights and hidden != emb else None
-        self.decoder = nn.Linear(emb if self.bridge is not None else hidden, vocab)
-        if tie_weights:
-            self.decoder.weight = self.embedding.weight
+        self.output = OutputLayer(hidden, self.embedding, tie_weights)
 
     def forward(self, x: torch.Tensor, state=None):
         ctx = x.unfold(1, self.context, 1)  # (B, T, n): the n words before each target
         e = self.emb_drop(self.embedding(ctx)).flatten(2)  # (B, T, n*E)
         h = self.drop(torch.tanh(self.hidden(e)))  # (B, T, H)
-        if self.bridge is not None:
-            h = self.bridge(h)
-        return self.decoder(h), None  # (B, T, V)
+        return self.output(h), None  # (B, T, V)
 
 
 class RecurrentLM(nn.Module):
@@ -63,18 +76,12 @@ class RecurrentLM(nn.Module):
         between = dropout if layers > 1 else 0.0
         self.rnn = self.CELLS[cell](emb, hidden, layers, dropout=between, batch_first=True, **kwargs)
         self.drop = nn.Dropout(dropout)
-        self.bridge = nn.Linear(hidden, emb) if tie_weights and hidden != emb else None
-        self.decoder = nn.Linear(emb if self.bridge is not None else hidden, vocab)
-        if tie_weights:
-            self.decoder.weight = self.embedding.weight
+        self.output = OutputLayer(hidden, self.embedding, tie_weights)
 
     def forward(self, x: torch.Tensor, state=None):
         e = self.emb_drop(self.embedding(x))  # (B, T, E)
         out, state = self.rnn(e, state)  # (B, T, H); state: (L, B, H) or a (h, c) pair
-        out = self.drop(out)
-        if self.bridge is not None:
-            out = self.bridge(out)
-        return self.decoder(out), state  # (B, T, V)
+        return self.output(self.drop(out)), state  # (B, T, V)
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

@@ -63,10 +63,11 @@ def test_ffn_sees_exactly_its_context():
 
 def test_tied_weights_are_shared_and_counted_once():
     m = model_for("lstm", "model.tie_weights=true", "model.hidden=16")
-    assert m.decoder.weight is m.embedding.weight
+    assert m.output.decoder.weight is m.embedding.weight and m.output.bridge is None
     counts = parameter_breakdown(m)
     assert counts["total"] == sum(p.numel() for p in m.parameters())
-    assert "bridge" not in dict(m.named_children()) or m.bridge is None
+    bridged = model_for("gru", "model.tie_weights=true", "model.hidden=24")
+    assert bridged.output.decoder.weight is bridged.embedding.weight and bridged.output.bridge is not None
 
 
 def test_sinusoidal_positions_formula():
@@ -79,7 +80,7 @@ def test_sinusoidal_positions_formula():
 def test_parameter_cap_names_the_components():
     m = model_for("lstm")
     with pytest.raises(
-        UserError, match=r"has [\d,]+ parameters \(embedding [\d,]+, rnn [\d,]+, decoder [\d,]+\)"
+        UserError, match=r"has [\d,]+ parameters \(embedding [\d,]+, rnn [\d,]+, output [\d,]+\)"
     ):
         check_size(m, 1000, "lstm")
     assert check_size(m, 10**9, "lstm")["total"] == sum(p.numel() for p in m.parameters())
