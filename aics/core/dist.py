@@ -105,6 +105,10 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def cleanup(ctx: DistContext) -> None:
+def cleanup(ctx: DistContext, sync: bool = True) -> None:
+    """Leave the process group. With ``sync`` all ranks meet at a barrier first: a rank that tears down
+    gloo while a peer still talks to it (or whose store server goes away) can abort the peer."""
     if ctx.distributed and dist.is_initialized():
+        if sync:
+            dist.barrier()
         dist.destroy_process_group()

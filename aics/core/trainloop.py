@@ -1,7 +1,7 @@
 """The pieces every trainer shares around its own, written-out loop: opening the experiment on all ranks,
 resuming from ``last.pt``, per-rank seeding and RNG capture, and stopping with a checkpoint.
 
-    ctx = start(exp, overwrite, cfg.train)       # None: already done
+    with session(exp, overwrite, cfg.train) as ctx:   # None: already done
     ckpt = resume(ckpts, cfg_dict, model, optimizer, scheduler, scaler, ctx, task)
     ...
     payload = training_state(..., rng_per_rank=rng_states(ctx))   # on every rank
@@ -9,13 +9,15 @@ resuming from ``last.pt``, per-rank seeding and RNG capture, and stopping with a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from aics.core.ckpt import CheckpointDir, capture_rng, load_checkpoint, restore_training_state
 from aics.core.config import RunOptions, diff_keys
-from aics.core.dist import DistContext, broadcast_object, gather_objects, init_distributed
+from aics.core.dist import DistContext, broadcast_object, cleanup, gather_objects, init_distributed
 from aics.core.errors import UserError
 from aics.core.log import get_logger, setup_logging
 from aics.core.runtime import seed_everything, set_deterministic
@@ -46,16 +48,24 @@ def open_experiment(exp: Path, overwrite: bool, ctx: DistContext) -> bool:
     return kind == "run"
 
 
-def start(exp: Path, overwrite: bool, run: RunOptions) -> DistContext | None:
+@contextmanager
+def session(exp: Path, overwrite: bool, run: RunOptions) -> Iterator[DistContext | None]:
     """Join torchrun's process group (if any), open the experiment, set up logging, seeding and
-    determinism. None when the experiment is already done."""
+    determinism; yields None when the experiment is already done. On the way out every rank leaves the
+    process group (after a barrier when all went well), so no rank exits with gloo/NCCL threads alive."""
     ctx = init_distributed(run.device)
-    if not open_experiment(exp, overwrite, ctx):
-        return None
-    setup_logging(exp / "log" / "train.log", ctx.is_main)
-    seed_everything(run.seed)
-    set_deterministic(run.deterministic)
-    return ctx
+    ok = False
+    try:
+        if not open_experiment(exp, overwrite, ctx):
+            yield None
+        else:
+            setup_logging(exp / "log" / "train.log", ctx.is_main)
+            seed_everything(run.seed)
+            set_deterministic(run.deterministic)
+            yield ctx
+        ok = True
+    finally:
+        cleanup(ctx, sync=ok)
 
 
 def seed_ranks(seed: int, ctx: DistContext) -> None:

@@ -29,7 +29,6 @@ from aics.core.dist import (
     all_gather_cat,
     any_rank,
     barrier,
-    cleanup,
     wrap_model,
 )
 from aics.core.errors import UserError
@@ -37,7 +36,7 @@ from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, grad_scaler
 from aics.core.stage import mark_done
-from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, start
+from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, session
 from aics.tasks.lm.config import LMConfig
 from aics.tasks.lm.data import (
     WindowSet,
@@ -124,9 +123,11 @@ def slice_state(state, ctx: DistContext, batch_size: int, device: torch.device):
 def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
     """Train (or resume) one experiment; returns the last epoch's valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
-    ctx = start(exp, overwrite, cfg.train)
-    if ctx is None:
-        return {}
+    with session(exp, overwrite, cfg.train) as ctx:
+        return _fit(cfg, data_dir, exp, ctx) if ctx is not None else {}
+
+
+def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
     log = get_logger()
     device, tc, mc = ctx.device, cfg.train, cfg.model
 
@@ -298,6 +299,4 @@ def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: b
     if ctx.is_main:
         mark_done(exp, {"step": step, "epoch": epoch, "reason": finished_reason,
                         "tokens_per_s": round(train_tokens / max(train_seconds, 1e-9), 1)})  # fmt: skip
-    barrier(ctx)
-    cleanup(ctx)
     return valid

@@ -17,12 +17,12 @@ import torch
 
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import save_config, to_dict
-from aics.core.dist import any_rank, barrier, cleanup, wrap_model
+from aics.core.dist import DistContext, any_rank, barrier, wrap_model
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, grad_scaler
 from aics.core.stage import mark_done
-from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, start
+from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, session
 from aics.tasks.vae.config import VAEConfig
 from aics.tasks.vae.data import MnistSplit, batch_collate, check_prepared
 from aics.tasks.vae.metrics import evaluate
@@ -50,9 +50,11 @@ def reconstruction_grid(model: VAE, images: torch.Tensor, device: torch.device) 
 def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
     """Train (or resume) one experiment and return the final valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
-    ctx = start(exp, overwrite, cfg.train)
-    if ctx is None:
-        return {}
+    with session(exp, overwrite, cfg.train) as ctx:
+        return _fit(cfg, data_dir, exp, ctx) if ctx is not None else {}
+
+
+def _fit(cfg: VAEConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
     log = get_logger()
     device, tc = ctx.device, cfg.train
 
@@ -165,6 +167,4 @@ def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: 
                 raise KeyboardInterrupt
     if ctx.is_main:
         mark_done(exp, {"step": step, "epoch": epoch, "seconds": round(time.time() - start_time, 1)})
-    barrier(ctx)
-    cleanup(ctx)
     return valid
