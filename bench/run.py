@@ -96,7 +96,111 @@ def lm_train_speed(steps: int = 30) -> dict:
     return out
 
 
-BENCHES = {"cli_startup": cli_startup, "vae_train_speed": vae_train_speed, "lm_train_speed": lm_train_speed}
+def detect_speed(steps: int = 6, batch: int = 8) -> dict:
+    """YOLOv5 n and s on this CPU: training images/s (forward, loss, backward, SGD step at 320 px, batch 8,
+    random images with 8 boxes each) and inference images/s (fused, eval, batch 1 and 8, 320 and 640 px,
+    without NMS)."""
+    import torch
+
+    from aics.tasks.detect.loss import YoloLoss, hyp_for_model
+    from aics.tasks.detect.model import build_model, count_parameters
+
+    out = {}
+    hyp = {
+        "box": 0.05,
+        "cls": 0.5,
+        "obj": 1.0,
+        "cls_pw": 1.0,
+        "obj_pw": 1.0,
+        "anchor_t": 4.0,
+        "fl_gamma": 0.0,
+    }
+    for size in ("n", "s"):
+        torch.manual_seed(0)
+        model = build_model(size, nc=6)
+        loss_fn = YoloLoss(model.detect, hyp_for_model(hyp, 6, 3, 320))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.937, nesterov=True)
+        x = torch.rand(batch, 3, 320, 320)
+        g = torch.Generator().manual_seed(0)
+        boxes = torch.cat(
+            (
+                torch.rand(batch * 8, 2, generator=g) * 0.6 + 0.2,
+                torch.rand(batch * 8, 2, generator=g) * 0.3 + 0.05,
+            ),
+            1,
+        )
+        targets = torch.cat((torch.arange(batch).repeat_interleave(8)[:, None].float(),
+                             torch.randint(0, 6, (batch * 8, 1), generator=g).float(), boxes), 1)  # fmt: skip
+        model.train()
+        for i in range(steps + 2):
+            if i == 2:
+                t = time.perf_counter()
+            loss, _ = loss_fn(model(x), targets)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        record = {
+            "params": count_parameters(model),
+            "train_320_images_per_s": round(steps * batch / (time.perf_counter() - t), 1),
+        }
+        model.eval().fuse()
+        with torch.no_grad():
+            for imgsz in (320, 640):
+                for bs in (1, 8):
+                    xi = torch.rand(bs, 3, imgsz, imgsz)
+                    reps = max(2, 16 // bs) if imgsz == 320 else max(1, 8 // bs)
+                    model(xi)
+                    t = time.perf_counter()
+                    for _ in range(reps):
+                        model(xi)
+                    record[f"infer_{imgsz}_b{bs}_images_per_s"] = round(
+                        reps * bs / (time.perf_counter() - t), 1
+                    )
+        out[f"yolov5{size}"] = record
+    return out
+
+
+def detect_quality(minutes: float = 20.0) -> dict:
+    """yolov5n from scratch on the offline shapes set (recipe stages 0 to 2 with conf/base.yaml): the best
+    mAP its validation reached within ``minutes`` of wall time from the start of the recipe (goal: mAP@0.5
+    >= 0.9 within 20 minutes on this CPU), and where the whole schedule ended."""
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-detect-"))
+    try:
+        t0 = time.time()
+        subprocess.run(
+            ["bash", str(ROOT / "recipes/yolov5/run.sh"), "--stage", "0", "--stop-stage", "2",
+             "--conf", str(ROOT / "recipes/yolov5/conf/base.yaml"), "--data", str(work / "data"),
+             "--exp", str(work / "exp")],
+            check=True, cwd=ROOT,
+        )  # fmt: skip
+        wall = time.time() - t0
+        run = next((work / "exp").glob("*_direct"))
+        records = [json.loads(line) for line in (run / "log/metrics.jsonl").read_text().splitlines()]
+        vals = [r for r in records if r["split"] == "val"]
+        in_budget = [r for r in vals if r["time"] - t0 <= minutes * 60]
+        first_90 = next((r for r in vals if r["mAP50"] >= 0.9), None)
+        best = max(in_budget, key=lambda r: r["mAP50"]) if in_budget else {}
+        return {
+            "budget_min": minutes, "best_mAP50_in_budget": round(best.get("mAP50", 0.0), 4),
+            "its_mAP50-95": round(best.get("mAP50-95", 0.0), 4), "its_epoch": best.get("epoch"),
+            "minutes_to_mAP50_0.9": round((first_90["time"] - t0) / 60, 2) if first_90 else None,
+            "final_mAP50": round(vals[-1]["mAP50"], 4), "final_mAP50-95": round(vals[-1]["mAP50-95"], 4),
+            "epochs": vals[-1]["epoch"], "wall_min": round(wall / 60, 2),
+        }  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+BENCHES = {
+    "cli_startup": cli_startup,
+    "vae_train_speed": vae_train_speed,
+    "lm_train_speed": lm_train_speed,
+    "detect_speed": detect_speed,
+    "detect_quality": detect_quality,
+}
 
 
 def main() -> None:

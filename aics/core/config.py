@@ -142,7 +142,7 @@ def _set_value(obj: Any, name: str, value: Any, keypath: str, source: str) -> No
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise UserError(f"{source}: '{keypath}' is a section; give a mapping of its keys, not {value!r}")
-        _merge(getattr(obj, name), value, keypath + ".", source)
+        merge_mapping(getattr(obj, name), value, keypath + ".", source)
         return
     try:
         coerced = _coerce(value, hint)
@@ -162,7 +162,9 @@ def _set_value(obj: Any, name: str, value: Any, keypath: str, source: str) -> No
     setattr(obj, name, coerced)
 
 
-def _merge(obj: Any, data: dict, prefix: str, source: str) -> None:
+def merge_mapping(obj: Any, data: dict, prefix: str, source: str) -> None:
+    """Set the keys of ``data`` on the dataclass ``obj`` (nested dicts into sections); errors name
+    ``source``."""
     names = [f.name for f in dataclasses.fields(obj)]
     for key, value in data.items():
         keypath = f"{prefix}{key}"
@@ -225,7 +227,7 @@ def load_config(cls: type[T], files: list | tuple = (), overrides: list | tuple 
     """Defaults of ``cls``, then each YAML file in order, then each ``a.b=v`` override."""
     obj = cls()
     for f in files:
-        _merge(obj, load_yaml(f), "", str(f))
+        merge_mapping(obj, load_yaml(f), "", str(f))
     for o in overrides:
         apply_override(obj, o)
     return obj
@@ -233,7 +235,7 @@ def load_config(cls: type[T], files: list | tuple = (), overrides: list | tuple 
 
 def from_dict(cls: type[T], data: dict, source: str = "config") -> T:
     obj = cls()
-    _merge(obj, data, "", source)
+    merge_mapping(obj, data, "", source)
     return obj
 
 

@@ -27,7 +27,17 @@ def run_aics(*args, env=None):
     )
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["vae", "--help"], ["vae", "train", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["vae", "--help"],
+        ["vae", "train", "--help"],
+        ["detect", "--help"],
+        ["detect", "train", "--help"],
+    ],
+)
 def test_help_and_version_do_not_import_torch(args):
     r = subprocess.run([sys.executable, "-c", CHECK_IMPORTS, *args], capture_output=True, text=True)
     assert "HEAVY= CODE=0" in r.stderr, r.stderr
@@ -75,3 +85,10 @@ def test_file_system_errors_are_one_line(tmp_path):
         "vae", "synth", "--out", str(tmp_path / "afile" / "sub"), "--n-train", "10", "--n-test", "10"
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "afile" in r.stderr, r.stderr
+
+
+def test_detect_bad_dataset_yaml_is_one_line(tmp_path):
+    bad = tmp_path / "data.yaml"
+    bad.write_text("path: .\ntrain: images/train\nval: images/val\n")
+    r = run_aics("detect", "train", "--data", str(bad), "--exp", str(tmp_path / "exp"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and str(bad) in r.stderr, r.stderr
