@@ -55,16 +55,21 @@ def amp_enabled(device: torch.device, requested: bool) -> bool:
     return requested and device.type == "cuda"
 
 
+def bf16_native() -> bool:
+    """bf16 in hardware (Ampere and later); older GPUs (V100, T4) only emulate it, slowly: fp16 there."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     if not amp_enabled(device, enabled):
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = torch.bfloat16 if bf16_native() else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
     """A GradScaler that is active only for fp16 autocast on CUDA (bf16 needs none)."""
-    active = amp_enabled(device, enabled) and not torch.cuda.is_bf16_supported()
+    active = amp_enabled(device, enabled) and not bf16_native()
     return torch.amp.GradScaler("cuda", enabled=active)
 
 

@@ -213,6 +213,8 @@ class Detect(nn.Module):
             p = p.view(b, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()  # (B, na, ny, nx, no)
             raw.append(p)
             if not self.training:
+                # Decode in float32: under bf16 autocast, pixel coordinates would be rounded to 2-4 px.
+                p = p.float()
                 # anchors not cached with the grid: load_state_dict changes them in place
                 anchor_pixels = (self.anchors[i] * self.stride[i]).to(p.dtype).view(1, self.na, 1, 1, 2)
                 s = p.sigmoid()

@@ -27,7 +27,7 @@ from torch import nn
 
 from aics.core.ckpt import CheckpointDir, load_checkpoint, training_state
 from aics.core.config import save_config, to_dict
-from aics.core.dist import DistContext, any_rank, barrier, wrap_model
+from aics.core.dist import DistContext, any_rank, barrier, broadcast_object, wrap_model
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
@@ -170,9 +170,9 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
     spec = load_data_yaml(cfg.data.yaml)
     train_scan, val_scan = load_split(spec, "train", spec.nc), load_split(spec, "val", spec.nc)
 
-    seed_ranks(tc.seed, ctx)
-    model = model_from_config(cfg, spec.nc)
+    model = model_from_config(cfg, spec.nc)  # the same initial weights on every rank
     model.names = list(spec.names)
+    seed_ranks(tc.seed, ctx)
     stride = int(model.stride.max())
     if cfg.data.imgsz % stride:
         raise UserError(f"data.imgsz={cfg.data.imgsz} must be a multiple of the largest stride {stride}")
@@ -219,7 +219,6 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
     lf = lr_lambda(cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lf)
     scaler = grad_scaler(device, tc.amp)
-    ema = ModelEMA(model) if tc.ema else None
     hyp = hyp_for_model(to_dict(cfg.hyp), spec.nc, model.detect.nl, cfg.data.imgsz)
     compute_loss = YoloLoss(model.detect, hyp)
     params = count_parameters(model)
@@ -234,6 +233,9 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
         last_opt_step, bad_epochs = extra["last_opt_step"], extra["bad_epochs"]
         best_fitness, seconds = ckpt["metrics"]["best_fitness"], extra["seconds"]
         images_seen, mode, resumes = extra["images_seen"], extra["mode"], extra["resumes"] + 1
+    ema = ModelEMA(model) if tc.ema else None  # after resume: it starts from the weights being trained
+    if ckpt is not None:
+        extra = ckpt["extra"]
         if ema is not None and extra.get("ema") is not None:
             ema.ema.load_state_dict(extra["ema"])
             ema.updates = extra["ema_updates"]
@@ -358,13 +360,17 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
             train_avg = dict(zip(LOSS_KEYS, (sums / max(1, taken)).tolist(), strict=True))
             last_epoch = epoch == tc.epochs
             if epoch % tc.val_every == 0 or last_epoch:
-                scores = validate(
-                    ema.ema if ema is not None else model, val_loader, spec.names, cfg.val, device,
-                    amp=tc.amp,
-                    loss_fn=compute_loss, progress_bar=False,
-                )  # fmt: skip
+                # Rank 0 validates and shares the scores: the ranks' EMAs differ slightly (BN statistics of
+                # their own batches), and they must agree on best and on early stopping.
+                scores = None
+                if ctx.is_main:
+                    scores = validate(
+                        ema.ema if ema is not None else model, val_loader, spec.names, cfg.val, device,
+                        amp=tc.amp, loss_fn=compute_loss, progress_bar=False,
+                    )  # fmt: skip
+                scores = broadcast_object(scores, ctx)
                 fit = fitness(scores["map50"], scores["map"])
-                is_best = fit > best_fitness
+                is_best = fit >= best_fitness  # ties too, like YOLOv5: the later weights are kept
                 best_fitness = max(best_fitness, fit)
                 bad_epochs = 0 if is_best else bad_epochs + 1
             else:

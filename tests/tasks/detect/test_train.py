@@ -169,3 +169,39 @@ def test_hyp_file_and_bad_inputs(shapes, tmp_path):
         train(cfg(shapes, "data.imgsz=100"), tmp_path / "bad")
     with pytest.raises(UserError, match="--data"):
         train(load_detect_config([], None, TINY), tmp_path / "nodata")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ddp_worker(rank, world, data, exp, port, *sets):
+    import os
+
+    os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
+    torch.set_num_threads(1)
+    train(cfg(data, "train.device=cpu", "train.epochs=1", *sets), exp)
+
+
+def test_two_gloo_ranks_train_stop_and_resume(shapes, tmp_path):
+    """Under torchrun-style DDP (2 gloo processes): stopped at step 2, resumed, finished; one rng per rank."""
+    import os
+
+    import torch.multiprocessing as mp
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        os.environ.pop(key, None)
+    exp = tmp_path / "ddp"
+    mp.spawn(ddp_worker, args=(2, shapes, exp, free_port(), "train.max_steps=2"), nprocs=2, join=True)
+    stopped = load_checkpoint(exp / "ckpt" / "last.pt")
+    assert stopped["step"] == 2 and len(stopped["rng"]) == 2
+    mp.spawn(ddp_worker, args=(2, shapes, exp, free_port()), nprocs=2, join=True)
+    info = done_info(exp)
+    assert info["epoch"] == 1 and info["resumes"] == 1
+    # 24 images, 4 per rank: 3 global batches of 8 per epoch
+    assert load_checkpoint(exp / "ckpt" / "last.pt")["step"] == 3
