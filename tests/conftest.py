@@ -18,3 +18,16 @@ def mnist_prepared(mnist_synth, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "prepared"
     prepare(mnist_synth, out, valid_size=200, seed=0)
     return out
+
+
+@pytest.fixture
+def free_port():
+    """A function returning a free TCP port on localhost (a rendezvous port for spawned gloo ranks)."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick

@@ -1,7 +1,6 @@
 """The distributed seam: 2 gloo processes with batch b end like 1 process with batch 2b."""
 
 import os
-import socket
 from pathlib import Path
 
 import torch
@@ -10,12 +9,6 @@ from torch import nn
 
 from aics.core.dist import cleanup, init_distributed, wrap_model
 from aics.core.loader import EpochBatchSampler, build_loader
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def data():
@@ -54,7 +47,7 @@ def train(rank: int, world: int, batch: int, steps: int, out: str, port: int) ->
     cleanup(ctx)
 
 
-def test_two_gloo_ranks_match_one_process_with_double_batch(tmp_path):
+def test_two_gloo_ranks_match_one_process_with_double_batch(tmp_path, free_port):
     steps = 10  # crosses an epoch boundary: 64 / 16 = 4 global batches per epoch
     single = tmp_path / "single.pt"
     train(0, 1, 16, steps, str(single), 0)
@@ -86,7 +79,7 @@ def open_refused(rank: int, world: int, exp: str, port: int, out: str) -> None:
     cleanup(ctx)
 
 
-def test_a_refused_experiment_fails_on_every_rank_with_one_message(tmp_path):
+def test_a_refused_experiment_fails_on_every_rank_with_one_message(tmp_path, free_port):
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "stray.txt").write_text("x")

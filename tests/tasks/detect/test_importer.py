@@ -129,6 +129,17 @@ def test_import_reproduces_the_models_outputs(tmp_path, fake_yolov5):
     assert (outputs(model, x) - outputs(original, x)).abs().max() < 0.5  # pixels, fp16 rounding only
     torch.testing.assert_close(model.detect.anchors, original.detect.anchors)
 
+    # what val/predict and `train --weights` do with the imported file
+    from aics.tasks.detect.infer import load_detector
+    from aics.tasks.detect.train import transfer_weights
+
+    detector, names, _ = load_detector(tmp_path / "imported.pt", "cpu")
+    assert names == NAMES
+    torch.testing.assert_close(outputs(detector, x), outputs(model, x), rtol=1e-4, atol=1e-3)  # fused
+    fresh = DetectionModel(ckpt["description"])
+    copied, skipped = transfer_weights(fresh, tmp_path / "imported.pt")
+    assert skipped == [] and copied == len(fresh.state_dict())
+
 
 def test_ema_is_preferred_and_read_gives_ultralytics_names(tmp_path, fake_yolov5):
     weights, ema = trained_model(0), trained_model(1)

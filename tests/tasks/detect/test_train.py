@@ -171,14 +171,6 @@ def test_hyp_file_and_bad_inputs(shapes, tmp_path):
         train(load_detect_config([], None, TINY), tmp_path / "nodata")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ddp_worker(rank, world, data, exp, port, *sets):
     import os
 
@@ -188,7 +180,7 @@ def ddp_worker(rank, world, data, exp, port, *sets):
     train(cfg(data, "train.device=cpu", "train.epochs=1", *sets), exp)
 
 
-def test_two_gloo_ranks_train_stop_and_resume(shapes, tmp_path):
+def test_two_gloo_ranks_train_stop_and_resume(shapes, tmp_path, free_port):
     """Under torchrun-style DDP (2 gloo processes): stopped at step 2, resumed, finished; one rng per rank."""
     import os
 

@@ -1,5 +1,4 @@
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -72,12 +71,6 @@ def test_score_sample_and_report(lm_data, tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 5000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ddp_worker(rank, world, arch, data, exp, port, batch, steps=6):
     os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
@@ -88,7 +81,7 @@ def ddp_worker(rank, world, arch, data, exp, port, batch, steps=6):
 
 
 @pytest.mark.parametrize("arch, resume_at", [("lstm", 3), ("transformer", None)])
-def test_two_gloo_ranks_match_one_process_with_double_batch(lm_data, tmp_path, arch, resume_at):
+def test_two_gloo_ranks_match_one_process_with_double_batch(lm_data, tmp_path, arch, resume_at, free_port):
     """Also, for the LSTM, stopped at step 3 and resumed under DDP (the hidden state of both ranks)."""
     ddp_worker(0, 1, arch, lm_data, tmp_path / "single", 0, 4)
     for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
