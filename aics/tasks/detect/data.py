@@ -44,6 +44,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from aics.core.errors import UserError
 from aics.core.io import atomic_write, write_text
 from aics.core.log import get_logger, progress
+from aics.tasks.detect.boxes import xywhn2xyxy, xyxy2xywhn
 
 IMG_FORMATS = ("bmp", "jpeg", "jpg", "png", "tif", "tiff", "webp")
 # Pillow's format names of the files we accept (an .jpg that is really a GIF is refused).
@@ -499,31 +500,7 @@ def scan_labels(
     return result
 
 
-# ---- boxes (numpy; private so this file stands alone) ----
-
-
-def _xywhn_to_xyxy(x: np.ndarray, w: float, h: float, padw: float = 0.0, padh: float = 0.0) -> np.ndarray:
-    """(n, 4) normalised centre/size -> pixel corners in an image of w x h placed at (padw, padh)."""
-    y = np.empty_like(x)
-    y[:, 0] = w * (x[:, 0] - x[:, 2] / 2) + padw
-    y[:, 1] = h * (x[:, 1] - x[:, 3] / 2) + padh
-    y[:, 2] = w * (x[:, 0] + x[:, 2] / 2) + padw
-    y[:, 3] = h * (x[:, 1] + x[:, 3] / 2) + padh
-    return y
-
-
-def _xyxy_to_xywhn(x: np.ndarray, w: int, h: int, clip: bool = True, eps: float = 1e-3) -> np.ndarray:
-    """(n, 4) pixel corners -> centre/size normalised by w x h (corners clipped to the image first)."""
-    x = x.copy()
-    if clip:
-        x[:, [0, 2]] = x[:, [0, 2]].clip(0, w - eps)
-        x[:, [1, 3]] = x[:, [1, 3]].clip(0, h - eps)
-    y = np.empty_like(x)
-    y[:, 0] = (x[:, 0] + x[:, 2]) / 2 / w
-    y[:, 1] = (x[:, 1] + x[:, 3]) / 2 / h
-    y[:, 2] = (x[:, 2] - x[:, 0]) / w
-    y[:, 3] = (x[:, 3] - x[:, 1]) / h
-    return y
+# ---- boxes (numpy) ----
 
 
 def _box_ioa(box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7) -> np.ndarray:
@@ -915,7 +892,7 @@ class YoloDataset(torch.utils.data.Dataset):
             canvas[y1a:y2a, x1a:x2a] = img[y1b:y2b, x1b:x2b]
             labels = self.samples[k].labels.copy()
             if len(labels):
-                labels[:, 1:] = _xywhn_to_xyxy(labels[:, 1:], w, h, x1a - x1b, y1a - y1b)
+                labels[:, 1:] = xywhn2xyxy(labels[:, 1:], w, h, x1a - x1b, y1a - y1b)
             all_labels.append(labels)
         labels = np.concatenate(all_labels, 0)
         np.clip(labels[:, 1:], 0, 2 * s, out=labels[:, 1:])
@@ -948,7 +925,7 @@ class YoloDataset(torch.utils.data.Dataset):
             shapes = ((h0, w0), ((h / h0, w / w0), pad))
             labels = self.samples[i].labels.copy()
             if len(labels):
-                labels[:, 1:] = _xywhn_to_xyxy(labels[:, 1:], ratio[0] * w, ratio[1] * h, pad[0], pad[1])
+                labels[:, 1:] = xywhn2xyxy(labels[:, 1:], ratio[0] * w, ratio[1] * h, pad[0], pad[1])
             if self.augment:
                 img, labels = copy_paste(img, labels, rng, p=hyp["copy_paste"])
                 img, labels = random_perspective(
@@ -964,7 +941,7 @@ class YoloDataset(torch.utils.data.Dataset):
         if self.augment and hyp["cutout"] and rng.random() < hyp["cutout"]:
             labels = cutout(img, labels, rng)
         if len(labels):
-            labels[:, 1:5] = _xyxy_to_xywhn(labels[:, 1:5], img.shape[1], img.shape[0], clip=True, eps=1e-3)
+            labels[:, 1:5] = xyxy2xywhn(labels[:, 1:5], img.shape[1], img.shape[0], clip=True, eps=1e-3)
         if self.augment:
             augment_hsv(img, rng, hyp["hsv_h"], hyp["hsv_s"], hyp["hsv_v"])
             if rng.random() < hyp["flipud"]:

@@ -32,7 +32,6 @@ from aics.tasks.detect.metrics import (
 from aics.tasks.detect.model import DetectionModel, count_parameters
 
 TASK = "detect"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def load_detector(path: str | Path, device: str | torch.device = "cpu", fuse: bool = True):
@@ -271,19 +270,13 @@ def val_report(scores: dict) -> str:
 
 
 def image_sources(sources: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
+    """The images named on the command line: image files, folders (searched recursively), .txt lists."""
+    from aics.tasks.detect.data import image_files
+
     for src in map(Path, sources):
-        if src.is_dir():
-            files += sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif src.is_file():
-            files.append(src)
-        else:
+        if not src.exists():
             raise UserError(f"{src}: no such image or folder; pass image files or folders with --source")
-    if not files:
-        raise UserError(
-            f"no images found in {', '.join(map(str, sources))} (looked for {sorted(IMAGE_SUFFIXES)})"
-        )
-    return files
+    return image_files(sources)
 
 
 def draw_detections(image, det: np.ndarray, names: list[str]):
