@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -29,6 +30,11 @@ class TaskGroup(click.Group):
         return list(TASKS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in PLANNED:
+            raise UserError(
+                f"'aics {name}' is planned but not built yet; the README's task table says what is built "
+                "(see 'aics --help')"
+            )
         if name not in TASKS:
             return None
         return importlib.import_module(TASKS[name][0]).cli
@@ -52,9 +58,21 @@ def cli() -> None:
     """
 
 
+def disk_full_message(e: OSError) -> str:
+    where = f" while writing {e.filename}" if e.filename else ""
+    return (
+        f"no space left on the device{where}; free some space and rerun the same command "
+        "(finished stages are kept and training resumes from its last checkpoint)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="aics", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        # `aics vae` alone: the task's commands, as with --help (not an error)
+        click.echo(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        sys.exit(0)
     except UserError as e:
         if debug_enabled():
             raise
@@ -71,7 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"aics: error: {e.format_message()}", err=True)
         sys.exit(EXIT_USER_ERROR)
     except OSError as e:
-        if debug_enabled() or e.filename is None:
+        if debug_enabled():
+            raise
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            click.echo(f"aics: error: {disk_full_message(e)}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        if e.filename is None:
             raise
         click.echo(f"aics: error: {e.filename}: {e.strerror}; check the path", err=True)
         sys.exit(EXIT_USER_ERROR)

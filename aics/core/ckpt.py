@@ -8,8 +8,10 @@ A checkpoint is a dict of primitives and tensors only (so ``torch.load(weights_o
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,49 @@ import torch
 
 from aics.core.errors import UserError
 from aics.core.io import atomic_write
+from aics.core.paths import checkpoint_file
 
 FORMAT = "aics-ckpt-1"
+
+
+class _WriteErrors:
+    """A file wrapper that remembers the OSError of a failed write: torch.save reports a full disk as a
+    RuntimeError of its zip writer, and the caller wants the OSError (ENOSPC) it came from."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     """Atomically write ``payload``: a crash mid-write never destroys an existing file at ``path``."""
     with atomic_write(path, "wb") as f:
-        torch.save(payload, f)
+        sink = _WriteErrors(f)
+        try:
+            torch.save(payload, sink)
+        except RuntimeError:
+            if sink.error is not None:
+                raise sink.error from None
+            raise
+
+
+# Tasks with an importer for other tools' checkpoints (``aics <task> import``).
+IMPORTERS = ("detect",)
+
+
+def _foreign_hint(task: str | None) -> str:
+    if task in IMPORTERS:
+        return f"for a foreign format use `aics {task} import`"
+    return "for a foreign format use the task's import command, where it has one"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", task: str | None = None) -> dict:
@@ -35,12 +72,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", task: st
         raise UserError(f"{path}: checkpoint not found; train first or check the path")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated files, foreign pickles, non-torch files
-        reason = (str(e).strip().splitlines() or ["empty or truncated file"])[0][:200]
+    except pickle.UnpicklingError:
+        # torch's own message goes on to advise weights_only=False, which would run code from the file
         raise UserError(
-            f"{path}: not a loadable aics checkpoint ({type(e).__name__}: {reason}); "
-            "for foreign formats use the task's import command"
-        ) from e
+            f"{path}: not an aics checkpoint, or it holds objects other than tensors and plain values; "
+            f"not loaded ({_foreign_hint(task)})"
+        ) from None
+    except (EOFError, RuntimeError, ValueError, zipfile.BadZipFile, OSError) as e:
+        if isinstance(e, OSError) and not isinstance(e, zipfile.BadZipFile) and e.filename:
+            raise
+        raise UserError(
+            f"{path}: not a loadable checkpoint (empty, truncated or not written by torch); not loaded; "
+            "train again or check the path"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path}: not an aics checkpoint (format tag missing); use the task's import command")
     if task is not None and ckpt.get("task") != task:
@@ -156,6 +200,31 @@ def restore_training_state(
     return exact
 
 
+def peek(path: str | os.PathLike) -> dict | None:
+    """A checkpoint's small fields (step, epoch, task, is_best) without reading its tensors (memory-mapped);
+    None when the file is missing or unreadable."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    if not isinstance(ckpt, dict):
+        return None
+    return {k: ckpt.get(k) for k in ("format", "task", "step", "epoch", "batch_in_epoch", "is_best")}
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the ``.NAME.XXXX.tmp`` files an interrupted ``atomic_write`` left in ``directory`` (call it only
+    while holding the directory's lock, so no running write is touched)."""
+    removed = []
+    d = Path(directory)
+    if d.is_dir():
+        for p in d.glob(".*.tmp"):
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 class CheckpointDir:
     """``<exp>/ckpt/{epoch-NNN.pt,last.pt,best.pt}``; ``last.pt`` is always the newest state."""
 
@@ -174,9 +243,15 @@ class CheckpointDir:
     def epoch_path(self, epoch: int) -> Path:
         return self.dir / f"epoch-{epoch:03d}.pt"
 
+    def epoch_files(self) -> list[Path]:
+        """``epoch-NNN.pt`` files, oldest first."""
+        files = [p for p in self.dir.glob("epoch-*.pt") if p.stem.split("-")[1].isdigit()]
+        return sorted(files, key=lambda p: int(p.stem.split("-")[1]))
+
     def save(self, payload: dict, epoch_end: bool = False, is_best: bool = False) -> None:
-        """``last.pt`` is written last, so a crash midway leaves a last.pt from before this save, whose
-        resume redoes the epoch end and rewrites best.pt and the epoch file."""
+        """Write the epoch file (or best.pt) first, then copy it to best.pt and last.pt. A crash midway
+        leaves a newer state in the first file than in last.pt; ``recover`` finishes the copies."""
+        payload["is_best"] = is_best  # so recover() knows whether best.pt still needs this state
         first = self.epoch_path(payload["epoch"]) if epoch_end else self.best if is_best else self.last
         save_checkpoint(first, payload)
         if is_best and first != self.best:
@@ -186,17 +261,36 @@ class CheckpointDir:
         if epoch_end:
             self._prune()
 
+    def recover(self) -> Path | None:
+        """Finish a save that a crash (or a full disk) cut short: remove stale temp files and, when the
+        newest epoch file or best.pt holds a later step than last.pt (or last.pt is missing), copy it to
+        best.pt (if it was a best) and last.pt. Returns the file promoted, if any. Call it while holding
+        the experiment's lock."""
+        remove_stale_temps(self.dir)
+        last = peek(self.last) if self.last.is_file() else None
+        last_step = last["step"] if last and isinstance(last.get("step"), int) else -1
+        candidates = ([self.epoch_files()[-1]] if self.epoch_files() else []) + [self.best]
+        newest, newest_info = None, None
+        for path in candidates:
+            info = peek(path) if path.is_file() else None
+            step = info.get("step") if info else None
+            if not isinstance(step, int) or step <= last_step:
+                continue
+            if newest_info is None or step > newest_info["step"]:
+                newest, newest_info = path, info
+        if newest is None:
+            return None
+        if newest_info.get("is_best") and newest != self.best:
+            atomic_copy(newest, self.best)
+        atomic_copy(newest, self.last)
+        return newest
+
     def _prune(self) -> None:
         if self.keep_epochs <= 0:
             return
-        epochs = sorted(self.dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-        for old in epochs[: -self.keep_epochs]:
+        for old in self.epoch_files()[: -self.keep_epochs]:
             old.unlink()
 
     def resolve(self, which: str) -> Path:
         """'last', 'best', 'epoch-NNN' or a path."""
-        if which in ("last", "best"):
-            return getattr(self, which)
-        if which.startswith("epoch-") and "/" not in which:
-            return self.dir / f"{which}.pt"
-        return Path(which)
+        return checkpoint_file(self.dir.parent, which)

@@ -60,6 +60,70 @@ def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs
     return tqdm(iterable, disable=disable, **kwargs)
 
 
+class RunMeter:
+    """Running sums of the current epoch (losses, token or image counts) and the training time of the whole
+    run, kept in checkpoints so that a run resumed mid-epoch logs the same epoch means and throughput as
+    one never interrupted::
+
+        meter = RunMeter.from_state(saved_state_or_none, mid_epoch=batch_in_epoch > 0)
+        meter.start()                       # the clock runs during training steps only
+        meter.add(loss=l * n, tokens=n)
+        extra["meter"] = meter.state()      # in every checkpoint
+        means = meter.epoch_means("tokens", "loss"); meter.end_epoch()
+    """
+
+    def __init__(self) -> None:
+        self.epoch: dict[str, float] = {}
+        self.total: dict[str, float] = {}
+        self._seconds = 0.0
+        self._since: float | None = None
+
+    @classmethod
+    def from_state(cls, state: dict | None, mid_epoch: bool = True) -> RunMeter:
+        meter = cls()
+        if state:
+            meter.total = {k: float(v) for k, v in state.get("total", {}).items()}
+            meter._seconds = float(state.get("seconds", 0.0))
+            if mid_epoch:
+                meter.epoch = {k: float(v) for k, v in state.get("epoch", {}).items()}
+        return meter
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self._seconds += time.perf_counter() - self._since
+            self._since = None
+
+    @property
+    def seconds(self) -> float:
+        running = 0.0 if self._since is None else time.perf_counter() - self._since
+        return self._seconds + running
+
+    def add(self, **values: float) -> None:
+        """Add to the epoch's sums and the run's totals."""
+        for k, v in values.items():
+            self.epoch[k] = self.epoch.get(k, 0.0) + float(v)
+            self.total[k] = self.total.get(k, 0.0) + float(v)
+
+    def epoch_means(self, count: str, *keys: str) -> dict[str, float]:
+        """``sum(key) / sum(count)`` over the epoch so far for each key (empty when nothing was counted)."""
+        n = self.epoch.get(count, 0.0)
+        return {k: self.epoch.get(k, 0.0) / n for k in keys} if n else {}
+
+    def rate(self, key: str) -> float:
+        """The run's ``key`` per second of training."""
+        return self.total.get(key, 0.0) / max(self.seconds, 1e-9)
+
+    def end_epoch(self) -> None:
+        self.epoch = {}
+
+    def state(self) -> dict:
+        return {"epoch": dict(self.epoch), "total": dict(self.total), "seconds": self.seconds}
+
+
 class MetricsLogger:
     """Scalars to TensorBoard (``<exp>/tb``) and to ``<exp>/log/metrics.jsonl``; images to TensorBoard.
 

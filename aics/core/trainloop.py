@@ -1,45 +1,176 @@
-"""The pieces every trainer shares around its own, written-out loop: opening the experiment on all ranks,
-resuming from ``last.pt``, per-rank seeding and RNG capture, and stopping with a checkpoint.
+"""The pieces every trainer shares around its own, written-out loop: opening the experiment on all ranks
+(one process per experiment, a finished run is skipped, a crashed one resumes), checking a resumed run's
+config and data against its checkpoint, per-rank seeding and RNG capture, and stopping with a checkpoint.
 
-    with session(exp, overwrite, cfg.train) as ctx:   # None: already done
-    ckpt = resume(ckpts, cfg_dict, model, optimizer, scheduler, scaler, ctx, task)
-    ...
-    payload = training_state(..., rng_per_rank=rng_states(ctx))   # on every rank
+    spec = RunSpec(TASK, to_dict(cfg), data=data_fingerprint(...))
+    with session(exp, overwrite, cfg.train, spec) as ctx:   # None: already done
+        ckpt = resume(ckpts, spec, model, optimizer, scheduler, scaler, ctx)
+        ...
+        payload = training_state(..., rng_per_rank=rng_states(ctx))   # on every rank
+        ...
+        finish(exp, spec, ctx, {"step": step, ...})                   # .done with the applied config
+
+Changing the config of an experiment that has a checkpoint: only the keys in ``SAFE_ON_RESUME`` (plus a
+task's own ``RunSpec.safe``) may differ from the checkpoint's; they take effect from the resumed step on.
+Any other changed key, or other data, is refused with the key names; ``--overwrite`` or another ``--exp``
+starts afresh. A finished experiment is skipped when rerun with the same config; with a larger
+``train.epochs`` it continues training to the new end; with any other change it is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from aics.core.ckpt import CheckpointDir, capture_rng, load_checkpoint, restore_training_state
-from aics.core.config import RunOptions, diff_keys
+from aics.core import lock
+from aics.core.ckpt import (
+    CheckpointDir,
+    capture_rng,
+    load_checkpoint,
+    peek,
+    remove_stale_temps,
+    restore_training_state,
+)
+from aics.core.config import RunOptions, diff_keys, flatten
 from aics.core.dist import DistContext, broadcast_object, cleanup, gather_objects, init_distributed
 from aics.core.errors import UserError
 from aics.core.log import get_logger, setup_logging
 from aics.core.runtime import seed_everything, set_deterministic
-from aics.core.stage import begin_stage
+from aics.core.stage import DONE, begin_stage, done_info, is_done, mark_done, overwrite_hint
 
+# Keys that may change when an experiment is resumed: when and how long to train, how often to log and
+# save, where to run. They change neither the model nor the data order nor the optimisation so far.
+SAFE_ON_RESUME = (
+    "train.epochs",
+    "train.max_steps",
+    "train.log_every",
+    "train.save_every_steps",
+    "train.keep_epochs",
+    "train.device",
+    "train.num_workers",
+)
 # What a run that died before its first checkpoint leaves behind: it may start again from scratch.
 EARLY_LEFTOVERS = {"config.yaml", "log", "tb"}
-# Keys whose change makes a mid-epoch resume continue with a different data order.
-DATA_ORDER_KEYS = ("train.batch_size", "train.seed", "train.bptt")
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """What a training run is: its task, resolved config (primitives), the data it reads (a fingerprint
+    from ``data_fingerprint``) and the task's own keys that are safe to change on resume."""
+
+    task: str
+    config: dict
+    data: dict | None = None
+    safe: tuple[str, ...] = ()
+
+    @property
+    def safe_keys(self) -> tuple[str, ...]:
+        return SAFE_ON_RESUME + tuple(self.safe)
+
+
+def data_fingerprint(data_dir: str | Path, files: tuple[str, ...]) -> dict:
+    """``{"path", "sha256"}`` of a prepared data directory: the hash of the files that define its content
+    (e.g. stats.json and vocab.txt), so moved data still match and regenerated data do not."""
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode() + b"\0")
+        path = Path(data_dir) / name
+        digest.update(path.read_bytes() if path.is_file() else b"(missing)")
+    return {"path": str(Path(data_dir).resolve()), "sha256": digest.hexdigest()}
+
+
+def describe_changes(old: dict, new: dict, keys: list[str]) -> str:
+    fo, fn = flatten(old), flatten(new)
+    return ", ".join(f"{k} {fo.get(k)!r} -> {fn.get(k)!r}" for k in keys)
+
+
+def refused_changes(saved: dict, spec: RunSpec) -> list[str]:
+    return [k for k in diff_keys(saved, spec.config) if k not in spec.safe_keys]
+
+
+def check_data(saved: dict | None, spec: RunSpec, where: Path) -> None:
+    if saved is None or spec.data is None or saved.get("sha256") == spec.data.get("sha256"):
+        return
+    raise UserError(
+        f"{where}: was trained on other data ({saved.get('path')}, not {spec.data.get('path')}); pass the "
+        f"same --data to continue, or {overwrite_hint()} to start again, or use another --exp"
+    )
+
+
+def experiment_task(exp: Path) -> str | None:
+    """The task an existing experiment belongs to (from its .done or its last checkpoint), if known."""
+    task = done_info(exp).get("task") if is_done(exp) else None
+    if task is None and (exp / "ckpt" / "last.pt").is_file():
+        task = (peek(exp / "ckpt" / "last.pt") or {}).get("task")
+    return task
 
 
 def resumable(exp: Path) -> bool:
-    return (exp / "ckpt" / "last.pt").is_file() or {p.name for p in exp.iterdir()} <= EARLY_LEFTOVERS
+    """A directory a trainer made (it has checkpoints or a config.yaml), or one a run left before its first
+    checkpoint: training goes on there instead of refusing it as half-written."""
+    names = {p.name for p in exp.iterdir() if p.name != lock.LOCK}
+    return "ckpt" in names or "config.yaml" in names or names <= EARLY_LEFTOVERS
 
 
-def open_experiment(exp: Path, overwrite: bool, ctx: DistContext) -> bool:
-    """Rank 0 decides whether training runs (see ``begin_stage``); every rank gets the decision, or the
-    same one-line error, so no rank is left waiting at a barrier."""
+def _open(exp: Path, overwrite: bool, spec: RunSpec) -> bool:
+    """Rank 0's decision: True to train (from scratch or resumed), False when the run is already done."""
+    task = None if overwrite or not exp.is_dir() else experiment_task(exp)
+    if task is not None and task != spec.task:
+        raise UserError(f"{exp}: is a '{task}' experiment, not '{spec.task}'; use another --exp")
+    lock.acquire(exp, "training run")
+    try:
+        if not overwrite and is_done(exp) and not _reopen_finished(exp, spec):
+            return begin_stage(exp, False, "train")  # prints "already done" and releases the lock
+        if not begin_stage(exp, overwrite, "train", resumable):
+            return False
+        for d in (exp, exp / "log"):
+            remove_stale_temps(d)
+        promoted = CheckpointDir(exp).recover()
+        if promoted is not None:
+            print(f"train: finished an interrupted checkpoint save from {promoted}", file=sys.stderr)
+        return True
+    except BaseException:
+        lock.release(exp)
+        raise
+
+
+def _reopen_finished(exp: Path, spec: RunSpec) -> bool:
+    """For a finished experiment: refuse a changed config; True when it should train on (more epochs)."""
+    info = done_info(exp)
+    saved = info.get("config")
+    if saved is None:  # finished before configs were recorded in .done
+        return False
+    refused = refused_changes(saved, spec)
+    if refused:
+        raise UserError(
+            f"{exp}: finished with other settings ({describe_changes(saved, spec.config, refused)}); "
+            f"{overwrite_hint()} to train again with these, or use another --exp"
+        )
+    check_data(info.get("data"), spec, exp)
+    epochs = spec.config.get("train", {}).get("epochs")
+    trained = info.get("epoch")
+    if info.get("reason", "all epochs done") != "all epochs done" or not isinstance(trained, int):
+        return False  # stopped early: more epochs would stop again at once
+    if isinstance(epochs, int) and epochs > trained:
+        (exp / DONE).unlink()
+        print(f"train: {exp} finished {trained} epochs; continuing to train.epochs={epochs}", file=sys.stderr)
+        return True
+    return False
+
+
+def open_experiment(exp: Path, overwrite: bool, ctx: DistContext, spec: RunSpec) -> bool:
+    """Rank 0 decides whether training runs; every rank gets the decision, or the same one-line error, so
+    no rank is left waiting at a barrier."""
     decision: tuple[str, str] = ("run", "")
     if ctx.is_main:
         try:
-            decision = ("run", "") if begin_stage(exp, overwrite, "train", resumable) else ("skip", "")
+            decision = ("run", "") if _open(exp, overwrite, spec) else ("skip", "")
         except UserError as e:
             decision = ("error", str(e))
     kind, message = broadcast_object(decision, ctx)
@@ -49,14 +180,14 @@ def open_experiment(exp: Path, overwrite: bool, ctx: DistContext) -> bool:
 
 
 @contextmanager
-def session(exp: Path, overwrite: bool, run: RunOptions) -> Iterator[DistContext | None]:
-    """Join torchrun's process group (if any), open the experiment, set up logging, seeding and
+def session(exp: Path, overwrite: bool, run: RunOptions, spec: RunSpec) -> Iterator[DistContext | None]:
+    """Join torchrun's process group (if any), open (and lock) the experiment, set up logging, seeding and
     determinism; yields None when the experiment is already done. On the way out every rank leaves the
     process group (after a barrier when all went well), so no rank exits with gloo/NCCL threads alive."""
     ctx = init_distributed(run.device)
     ok = False
     try:
-        if not open_experiment(exp, overwrite, ctx):
+        if not open_experiment(exp, overwrite, ctx, spec):
             yield None
         else:
             setup_logging(exp / "log" / "train.log", ctx.is_main)
@@ -65,6 +196,7 @@ def session(exp: Path, overwrite: bool, run: RunOptions) -> Iterator[DistContext
             yield ctx
         ok = True
     finally:
+        lock.release(exp)
         cleanup(ctx, sync=ok)
 
 
@@ -81,34 +213,34 @@ def rng_states(ctx: DistContext) -> list:
 
 def resume(
     ckpts: CheckpointDir,
-    config: dict,
+    spec: RunSpec,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler,
     scaler,
     ctx: DistContext,
-    task: str,
 ) -> dict | None:
-    """Restore ``last.pt`` if there is one (refusing a different model); returns the checkpoint or None."""
+    """Restore ``last.pt`` if there is one, refusing a changed config (other than the safe keys) or other
+    data; returns the checkpoint or None."""
     if not ckpts.last.is_file():
         return None
     log = get_logger()
-    ckpt = load_checkpoint(ckpts.last, map_location="cpu", task=task)  # load_state_dict moves to the device
-    changed = diff_keys(ckpt["config"], config)
-    model_changes = [k for k in changed if k.startswith("model.")]
-    if model_changes:
+    ckpt = load_checkpoint(ckpts.last, map_location="cpu", task=spec.task)  # load_state_dict moves it
+    refused = refused_changes(ckpt["config"], spec)
+    if refused:
         raise UserError(
-            f"{ckpts.last}: was trained with a different model ({', '.join(model_changes)}); "
-            "pass --overwrite to start again, or use another --exp"
+            f"{ckpts.dir.parent}: its unfinished run used other settings "
+            f"({describe_changes(ckpt['config'], spec.config, refused)}); rerun with the same settings to "
+            f"resume, {overwrite_hint()} to start again with these, or use another --exp "
+            f"(safe to change on resume: {', '.join(spec.safe_keys)})"
         )
+    check_data(ckpt["extra"].get("data"), spec, ckpts.dir.parent)
+    changed = diff_keys(ckpt["config"], spec.config)
+    if changed:
+        log.info(f"resuming with {describe_changes(ckpt['config'], spec.config, changed)}")
     exact = restore_training_state(ckpt, model, optimizer, scheduler, scaler, rank=ctx.rank)
     if not exact or ckpt["extra"].get("world_size", 1) != ctx.world_size:
         log.warning("resuming with a different number of processes: training goes on, but not bit-exactly")
-    order = [k for k in changed if k in DATA_ORDER_KEYS]
-    if order and ckpt["batch_in_epoch"]:
-        log.warning(
-            f"{', '.join(order)} changed in the middle of an epoch: the rest of it sees another order"
-        )
     where = f"step {ckpt['step']} (epoch {ckpt['epoch'] + 1}, batch {ckpt['batch_in_epoch']})"
     log.info(f"resuming from {ckpts.last}: {where}")
     return ckpt
@@ -120,3 +252,9 @@ def save_and_stop(ckpts: CheckpointDir, payload: dict, ctx: DistContext, reason:
     get_logger().info(
         f"{reason} at step {payload['step']}; {ckpts.last} saved, rerun the same command to resume"
     )
+
+
+def finish(exp: Path, spec: RunSpec, ctx: DistContext, info: dict) -> None:
+    """Rank 0 writes ``.done`` with the task, the applied config and the data, and releases the lock."""
+    if ctx.is_main:
+        mark_done(exp, {"task": spec.task, **info, "config": spec.config, "data": spec.data})

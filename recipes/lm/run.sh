@@ -6,7 +6,7 @@
 #   Stage 1: prepare: validate, vocabulary from train, encode the splits
 #   Stage 2: train every model in --models with conf/<model>.yaml (plus --overlay, e.g. conf/tiny.yaml)
 #   Stage 3: sample text from each model
-#   Stage 4: score valid/test perplexity and write $exp/RESULTS.md
+#   Stage 4: score valid/test perplexity; $exp/RESULTS.md compares every scored model in $exp
 #
 # Usage: bash recipes/lm/run.sh [--stage N] [--stop-stage M] [--models "lstm gru transformer"] [--corpus DIR]
 set -euo pipefail
@@ -81,12 +81,11 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  dirs=()
   for m in $models; do
     log "Stage 4: score $m"
     aics lm score --exp "$exp/$m$suffix" --data "$prepared" --device "$device"
-    dirs+=("$exp/$m$suffix")
   done
+  mapfile -t dirs < <(scored_dirs "$exp") # every scored model in $exp, also those of earlier runs
   aics lm report "${dirs[@]}" -o "$exp/RESULTS.md"
   log "Scores: $exp/RESULTS.md and $exp/<model>/scores.json; curves: tensorboard --logdir $exp"
 fi

@@ -27,9 +27,14 @@ usage() {
        }' "$1"
 }
 
-# run_stage N: true when N lies within --stage .. --stop-stage
+# run_stage N: true when N lies within --stage .. --stop-stage; it also tells the aics commands of the stage
+# which recipe stage they run in, so a "redo it" hint names that stage alone (not a bare --overwrite true)
 run_stage() {
-  [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]
+  if [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; then
+    export AICS_RECIPE=$0 AICS_RECIPE_STAGE=$1
+    return 0
+  fi
+  return 1
 }
 
 # check_options "$@" (after parse_options.sh): no stray arguments, whole numbers where they must be
@@ -56,6 +61,16 @@ require_aics() {
     echo "aics: error: the aics command is not installed; run 'make setup' in $AICS_ROOT first" >&2
     exit 2
   fi
+}
+
+# scored_dirs EXP: every experiment directly under EXP that has a scores.json, one a line (so a report
+# covers every finished model there, not only those of the last run)
+scored_dirs() {
+  local d
+  for d in "$1"/*/; do
+    [ -f "$d/scores.json" ] && echo "${d%/}"
+  done
+  return 0
 }
 
 # launch NGPU ARGS...: `aics ARGS`, or under torchrun with NGPU processes when NGPU > 1

@@ -25,7 +25,11 @@ while [ $# -gt 0 ]; do
       _key=$1
       _name=${_key#--}
       _name=${_name//-/_}
-      _cur=$(eval "echo \"\${$_name-}\"" 2>/dev/null || true)
+      _cur=""
+      # only a well-formed, declared name is ever expanded (never eval'ed): anything else is refused below
+      if [[ $_name =~ ^[a-z][a-z0-9_]*$ ]] && declare -p "$_name" >/dev/null 2>&1; then
+        _cur=${!_name}
+      fi
       if { [ "$_cur" = true ] || [ "$_cur" = false ]; } && { [ $# -lt 2 ] || [[ $2 == --* ]]; }; then
         _val=true
         shift

@@ -5,7 +5,7 @@
 #   Stage 1: features: none, the VAE reads pixels (kept for the common numbering)
 #   Stage 2: train one VAE per latent size in --zdims
 #   Stage 3: infer: latent maps over [-5, 5], latent scatter, reconstructions, prior samples
-#   Stage 4: score valid/test and write $exp/RESULTS.md comparing the latent sizes
+#   Stage 4: score valid/test; $exp/RESULTS.md compares every scored experiment in $exp
 #
 # Usage: bash recipes/vae/run.sh [--stage N] [--stop-stage M] [--conf FILE] [--zdims "1 2"] [--mnist DIR]
 set -euo pipefail
@@ -66,12 +66,11 @@ if run_stage 3; then
 fi
 
 if run_stage 4; then
-  dirs=()
   for z in $zdims; do
     log "Stage 4: score zdim=$z"
     aics vae score --exp "$exp/${tag}_z$z" --data "$prepared" --device "$device"
-    dirs+=("$exp/${tag}_z$z")
   done
+  mapfile -t dirs < <(scored_dirs "$exp") # every scored experiment in $exp, also those of earlier runs
   aics vae report "${dirs[@]}" -o "$exp/RESULTS.md"
   log "Scores: $exp/RESULTS.md and $exp/<tag>/scores.json; pictures: $exp/<tag>/infer_best/"
   for d in "${dirs[@]}"; do log "  $d/scores.json  $d/infer_best/latent_map.png"; done

@@ -170,8 +170,11 @@ def test_load_errors_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "none.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match=r"junk\.pt: not a loadable aics checkpoint"):
+    with pytest.raises(UserError, match=r"junk\.pt: not an aics checkpoint.*not loaded"):
         load_checkpoint(tmp_path / "junk.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(UserError, match=r"empty\.pt: not a loadable checkpoint \(empty, truncated"):
+        load_checkpoint(tmp_path / "empty.pt")
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(UserError, match="not an aics checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
@@ -188,9 +191,14 @@ class Evil:
 def test_malicious_pickle_is_not_executed(tmp_path):
     Path("/tmp/aics-pwned").unlink(missing_ok=True)
     torch.save({"format": ckpt_mod.FORMAT, "payload": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(UserError):
-        load_checkpoint(tmp_path / "evil.pt")
+    with pytest.raises(UserError) as err:
+        load_checkpoint(tmp_path / "evil.pt", task="detect")
     assert not Path("/tmp/aics-pwned").exists()
+    message = str(err.value)
+    # our own words: never torch's advice to retry with weights_only=False (which would run the pickle)
+    assert "weights_only" not in message and "False" not in message
+    assert "holds objects other than tensors" in message and "not loaded" in message
+    assert "aics detect import" in message
 
 
 def test_checkpoint_dir_files(tmp_path):

@@ -63,7 +63,7 @@ def test_two_gloo_ranks_match_one_process_with_double_batch(tmp_path, free_port)
 
 def open_refused(rank: int, world: int, exp: str, port: int, out: str) -> None:
     from aics.core.errors import UserError
-    from aics.core.trainloop import open_experiment
+    from aics.core.trainloop import RunSpec, open_experiment
 
     os.environ.update(
         {"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
@@ -71,7 +71,7 @@ def open_refused(rank: int, world: int, exp: str, port: int, out: str) -> None:
     )  # fmt: skip
     ctx = init_distributed("cpu")
     try:
-        open_experiment(Path(exp), False, ctx)
+        open_experiment(Path(exp), False, ctx, RunSpec("toy", {}))
         message = "no error"
     except UserError as e:
         message = str(e)

@@ -14,6 +14,10 @@ from aics.core.options import (
     with_device,
 )
 
+POSITIVE = click.IntRange(min=1)
+FRACTION = click.FloatRange(0.0, 1.0)
+IMGSZ = click.IntRange(min=32)  # the largest stride
+
 
 @click.group("detect")
 def cli() -> None:
@@ -22,10 +26,12 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset directory to write.")
-@click.option("--train-images", default=512, show_default=True, help="Training images.")
-@click.option("--val-images", default=128, show_default=True, help="Validation images.")
-@click.option("--imgsz", default=320, show_default=True, help="Longest image side in pixels.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the generator.")
+@click.option("--train-images", default=512, show_default=True, type=POSITIVE, help="Training images.")
+@click.option("--val-images", default=128, show_default=True, type=POSITIVE, help="Validation images.")
+@click.option("--imgsz", default=320, show_default=True, type=IMGSZ, help="Longest image side in pixels.")
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the generator."
+)
 @overwrite_option
 def synth(out, train_images, val_images, imgsz, seed, overwrite) -> None:
     """Write an offline YOLO-format dataset of coloured shapes on textured backgrounds (with data.yaml)."""
@@ -51,20 +57,28 @@ def synth(out, train_images, val_images, imgsz, seed, overwrite) -> None:
 @overwrite_option
 def train(data, exp, weights, resume_exp, conf, hyp, overrides, device, overwrite) -> None:
     """Train a detector (direct, --weights pretrained, or --resume EXP); runs under torchrun too."""
+    from pathlib import Path
+
     from aics.core.errors import UserError
     from aics.tasks.detect.config import load_detect_config
-    from aics.tasks.detect.train import resume_experiment
-    from aics.tasks.detect.train import train as run
 
+    # every check that needs no torch comes first, so a mistake is reported at once
     if resume_exp:
         if data or exp or weights or conf or hyp or overrides:
             raise UserError("--resume EXP takes the data, config and weights saved in EXP; pass nothing else")
+        from aics.tasks.detect.train import resume_experiment
+
         resume_experiment(resume_exp)
         return
     if not exp:
         raise UserError("--exp is required (the experiment directory), or --resume EXP")
     overrides = with_device(overrides, device) + ((f"data.yaml={data}",) if data else ())
-    run(load_detect_config(conf, hyp, overrides), exp, weights=weights, overwrite=overwrite)
+    cfg = load_detect_config(conf, hyp, overrides)
+    if cfg.data.yaml and not Path(cfg.data.yaml).is_file():
+        raise UserError(f"{cfg.data.yaml}: dataset yaml not found; pass --data DATA.yaml")
+    from aics.tasks.detect.train import train as run
+
+    run(cfg, exp, weights=weights, overwrite=overwrite)
 
 
 @cli.command()
@@ -72,12 +86,13 @@ def train(data, exp, weights, resume_exp, conf, hyp, overrides, device, overwrit
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="Dataset yaml.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--imgsz", default=320, show_default=True, help="Image size.")
-@click.option("--batch-size", default=32, show_default=True, help="Images per batch.")
-@click.option("--conf-thres", default=0.001, show_default=True, help="Confidence threshold.")
-@click.option("--iou-thres", default=0.6, show_default=True, help="NMS IoU threshold.")
-@click.option("--max-det", default=300, show_default=True, help="Detections kept per image.")
-@click.option("--workers", default=2, show_default=True, help="Data-loading worker processes.")
+@click.option("--imgsz", default=320, show_default=True, type=IMGSZ, help="Image size.")
+@click.option("--batch-size", default=32, show_default=True, type=POSITIVE, help="Images per batch.")
+@click.option("--conf-thres", default=0.001, show_default=True, type=FRACTION, help="Confidence threshold.")
+@click.option("--iou-thres", default=0.6, show_default=True, type=FRACTION, help="NMS IoU threshold.")
+@click.option("--max-det", default=300, show_default=True, type=POSITIVE, help="Detections kept per image.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Data-loading worker processes.")  # fmt: skip
 @click.option("--no-plots", is_flag=True, help="Skip the PR/F1 curves and the confusion matrix.")
 @device_option
 @overwrite_option
@@ -101,10 +116,10 @@ def val(ckpt, data, out, split, imgsz, batch_size, conf_thres, iou_thres, max_de
 )
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
-@click.option("--imgsz", default=320, show_default=True, help="Inference size (longest side).")
-@click.option("--conf-thres", default=0.25, show_default=True, help="Confidence threshold.")
-@click.option("--iou-thres", default=0.45, show_default=True, help="NMS IoU threshold.")
-@click.option("--max-det", default=300, show_default=True, help="Detections kept per image.")
+@click.option("--imgsz", default=320, show_default=True, type=IMGSZ, help="Inference size (longest side).")
+@click.option("--conf-thres", default=0.25, show_default=True, type=FRACTION, help="Confidence threshold.")
+@click.option("--iou-thres", default=0.45, show_default=True, type=FRACTION, help="NMS IoU threshold.")
+@click.option("--max-det", default=300, show_default=True, type=POSITIVE, help="Detections kept per image.")
 @click.option("--no-images", is_flag=True, help="Only write the txt/json outputs.")
 @device_option
 def predict(ckpt, source, data, split, out, imgsz, conf_thres, iou_thres, max_det, no_images, device) -> None:
@@ -147,9 +162,10 @@ def import_(src, dst) -> None:
 
 
 @cli.command()
-@click.option("--size", "sizes", multiple=True, default=("n", "s", "m", "l", "x"), show_default=True)
-@click.option("--imgsz", default=640, show_default=True, help="Input size for GFLOPs.")
-@click.option("--nc", default=80, show_default=True, help="Classes.")
+@click.option("--size", "sizes", multiple=True, default=("n", "s", "m", "l", "x"), show_default=True,
+              type=click.Choice(["n", "s", "m", "l", "x"]))  # fmt: skip
+@click.option("--imgsz", default=640, show_default=True, type=IMGSZ, help="Input size for GFLOPs.")
+@click.option("--nc", default=80, show_default=True, type=POSITIVE, help="Classes.")
 def info(sizes, imgsz, nc) -> None:
     """Parameters (as trained, and with Conv+BN fused as YOLOv5 publishes them) and GFLOPs per size."""
     from aics.tasks.detect.model import build_model, count_parameters, gflops

@@ -398,7 +398,8 @@ def write_results(exp: Path) -> str:
     plot_results(exp)
     text = f"# {exp.name}\n\n"
     if vals:
-        best = max(vals, key=lambda r: fitness(r["mAP50"], r["mAP50-95"]))
+        # the last of equally fit epochs, as best.pt keeps it
+        best = max(reversed(vals), key=lambda r: fitness(r["mAP50"], r["mAP50-95"]))
         keys = ("epoch", "precision", "recall", "mAP50", "mAP50-95")
         rows = [("last", *(vals[-1][k] for k in keys)), ("best", *(best[k] for k in keys))]
         text += markdown_table(["checkpoint", "epoch", "P", "R", "mAP@0.5", "mAP@0.5:0.95"], rows, digits=3)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +29,19 @@ from aics.core.config import save_config, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, broadcast_object, wrap_model
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
-from aics.core.log import MetricsLogger, get_logger, progress, setup_logging
+from aics.core.log import MetricsLogger, RunMeter, get_logger, progress, setup_logging
 from aics.core.runtime import StopSignal, autocast, grad_scaler
-from aics.core.stage import done_info, is_done, mark_done
-from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, session
+from aics.core.stage import done_info, is_done
+from aics.core.trainloop import (
+    RunSpec,
+    experiment_task,
+    finish,
+    resume,
+    rng_states,
+    save_and_stop,
+    seed_ranks,
+    session,
+)
 from aics.tasks.detect.autoanchor import apply_anchors, check_anchors
 from aics.tasks.detect.config import DetectConfig
 from aics.tasks.detect.data import YoloDataset, load_data_yaml, plot_batch, plot_labels, scan_labels
@@ -44,6 +52,8 @@ from aics.tasks.detect.model import DetectionModel, build_model, count_parameter
 
 TASK = "detect"
 LOSS_KEYS = ("box", "obj", "cls")
+# Safe to change on resume besides core's list: how images are loaded and whether plots are drawn.
+SAFE_ON_RESUME = ("data.workers", "data.cache_images", "train.plots")
 
 
 class ModelEMA:
@@ -138,8 +148,9 @@ def train(
     if not cfg.data.yaml:
         raise UserError("no dataset: pass --data DATA.yaml (or set data.yaml in a --conf file)")
     exp = Path(exp_dir)
-    with session(exp, overwrite, cfg.train) as ctx:
-        return _fit(cfg, exp, ctx, Path(weights) if weights else None) if ctx is not None else {}
+    run_spec = RunSpec(TASK, to_dict(cfg), safe=SAFE_ON_RESUME)
+    with session(exp, overwrite, cfg.train, run_spec) as ctx:
+        return _fit(cfg, run_spec, exp, ctx, Path(weights) if weights else None) if ctx is not None else {}
 
 
 def resume_experiment(exp_dir: str | Path) -> dict:
@@ -147,6 +158,9 @@ def resume_experiment(exp_dir: str | Path) -> dict:
     stop of the earlier command is lifted); a finished run says so."""
     exp = Path(exp_dir)
     setup_logging(None, is_main=os.environ.get("RANK", "0") == "0")  # the run itself adds its log file
+    task = experiment_task(exp)
+    if task not in (None, TASK):
+        raise UserError(f"{exp}: is a '{task}' experiment, not a detect one; --resume takes a detect --exp")
     if is_done(exp):
         info = done_info(exp)
         get_logger().info(
@@ -164,7 +178,7 @@ def resume_experiment(exp_dir: str | Path) -> dict:
     return train(cfg, exp)
 
 
-def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -> dict:
+def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weights: Path | None) -> dict:
     log = get_logger()
     device, tc = ctx.device, cfg.train
     spec = load_data_yaml(cfg.data.yaml)
@@ -224,15 +238,16 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
     params = count_parameters(model)
 
     step = epoch = batch_in_epoch = last_opt_step = bad_epochs = 0
-    best_fitness, seconds, images_seen = -1.0, 0.0, 0
+    best_fitness = -1.0
     mode, resumes = ("pretrained" if weights is not None else "direct"), 0
-    ckpt = resume(ckpts, to_dict(cfg), model, optimizer, scheduler, scaler, ctx, TASK)
+    ckpt = resume(ckpts, run_spec, model, optimizer, scheduler, scaler, ctx)
     if ckpt is not None:
         extra = ckpt["extra"]
         step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         last_opt_step, bad_epochs = extra["last_opt_step"], extra["bad_epochs"]
-        best_fitness, seconds = ckpt["metrics"]["best_fitness"], extra["seconds"]
-        images_seen, mode, resumes = extra["images_seen"], extra["mode"], extra["resumes"] + 1
+        best_fitness, mode, resumes = ckpt["metrics"]["best_fitness"], extra["mode"], extra["resumes"] + 1
+    # epoch loss sums, images and training seconds of the run, carried across a resume
+    meter = RunMeter.from_state(ckpt["extra"].get("meter") if ckpt else None, mid_epoch=batch_in_epoch > 0)
     ema = ModelEMA(model) if tc.ema else None  # after resume: it starts from the weights being trained
     if ckpt is not None:
         extra = ckpt["extra"]
@@ -271,8 +286,8 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
             "ema": ema.ema.state_dict() if ema is not None else None,
             "ema_updates": ema.updates if ema is not None else 0,
             "grads": [None if p.grad is None else p.grad.detach().cpu() for p in model.parameters()],
-            "last_opt_step": last_opt_step, "bad_epochs": bad_epochs, "seconds": seconds,
-            "images_seen": images_seen, "mode": mode, "resumes": resumes,
+            "last_opt_step": last_opt_step, "bad_epochs": bad_epochs, "meter": meter.state(),
+            "mode": mode, "resumes": resumes,
         }  # fmt: skip
         return training_state(
             task=TASK, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,
@@ -290,7 +305,7 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
             train_set.set_epoch(epoch)
             sampler.set_epoch(epoch, batch_in_epoch)
             net.train()
-            sums, taken, t0 = torch.zeros(3, dtype=torch.float64), 0, time.time()
+            meter.start()
             loader = build_loader(train_set, sampler, cfg.data.workers, collate_fn=YoloDataset.collate_fn)
             bar = progress(
                 loader, total=len(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main
@@ -322,8 +337,6 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
                 scaler.scale(loss).backward()
                 step += 1
                 batch_in_epoch += 1
-                taken += 1
-                images_seen += imgs.shape[0] * ctx.world_size
                 if step - last_opt_step >= accumulate:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
@@ -333,7 +346,8 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
                     if ema is not None:
                         ema.update(model)
                     last_opt_step = step
-                sums += items.cpu().double()
+                meter.add(batches=1, images=imgs.shape[0] * ctx.world_size,
+                          **dict(zip(LOSS_KEYS, items.cpu().double().tolist(), strict=True)))  # fmt: skip
                 if step % tc.log_every == 0:
                     values = dict(zip(LOSS_KEYS, items.tolist(), strict=True))
                     values["lr"] = optimizer.param_groups[1]["lr"]
@@ -342,24 +356,24 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
                         box=f"{values['box']:.3f}", obj=f"{values['obj']:.3f}", cls=f"{values['cls']:.3f}"
                     )
                 if tc.max_steps and step >= tc.max_steps:
-                    seconds += time.time() - t0
                     save_and_stop(ckpts, state({}), ctx, f"train.max_steps={tc.max_steps} reached")
                     return {}
                 if any_rank(stop.requested, ctx):
-                    seconds += time.time() - t0
                     save_and_stop(ckpts, state({}), ctx, "interrupted")
                     raise KeyboardInterrupt
                 if tc.save_every_steps and step % tc.save_every_steps == 0:
                     payload = state({})
                     if ctx.is_main:
                         ckpts.save(payload)
-            seconds += time.time() - t0
+            meter.pause()
             epoch += 1
             batch_in_epoch = 0
             scheduler.step()
-            train_avg = dict(zip(LOSS_KEYS, (sums / max(1, taken)).tolist(), strict=True))
+            train_avg = meter.epoch_means("batches", *LOSS_KEYS)
+            meter.end_epoch()
             last_epoch = epoch == tc.epochs
-            if epoch % tc.val_every == 0 or last_epoch:
+            validated = epoch % tc.val_every == 0 or last_epoch
+            if validated:
                 # Rank 0 validates and shares the scores: the ranks' EMAs differ slightly (BN statistics of
                 # their own batches), and they must agree on best and on early stopping.
                 scores = None
@@ -375,22 +389,25 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
                 bad_epochs = 0 if is_best else bad_epochs + 1
             else:
                 is_best = False
-            payload = state({"val": {k: v for k, v in scores.items() if not isinstance(v, (list, dict))}})
+            # scores of this epoch's validation only: an epoch without one logs none (the last ones stay in
+            # `scores` for the return value)
+            now = {k: v for k, v in scores.items() if not isinstance(v, (list, dict))} if validated else {}
+            payload = state({"val": now})
             if ctx.is_main:
                 ckpts.save(payload, epoch_end=True, is_best=is_best)
-                if taken:
+                if train_avg:
                     metrics.scalars("train_epoch", step, train_avg, epoch=epoch)
-                if scores:
+                if validated:
                     metrics.scalars("val", step, val_scalars(scores), epoch=epoch)
+                losses = " ".join(f"{k} {train_avg[k]:.4f}" for k in LOSS_KEYS) if train_avg else "(resumed)"
                 log.info(
-                    f"epoch {epoch}/{tc.epochs} step {step}: loss box {train_avg['box']:.4f} obj "
-                    f"{train_avg['obj']:.4f} cls {train_avg['cls']:.4f}; "
+                    f"epoch {epoch}/{tc.epochs} step {step}: loss {losses}; "
                     + (
                         f"val P {scores['mp']:.3f} R {scores['mr']:.3f} mAP50 {scores['map50']:.3f} "
                         f"mAP50-95 {scores['map']:.3f}"
-                        if scores else "no val"
+                        if validated else "no val this epoch"
                     )
-                    + f"; {images_seen / max(seconds, 1e-9):.1f} img/s"
+                    + f"; {meter.rate('images'):.1f} img/s"
                     + (" *best*" if is_best else "")
                 )  # fmt: skip
             barrier(ctx)
@@ -403,11 +420,11 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
                 raise KeyboardInterrupt
     if ctx.is_main:
         write_results(exp)
-        mark_done(exp, {
-            "step": step, "epoch": epoch, "reason": finished, "best_fitness": round(best_fitness, 5),
-            "train_seconds": round(seconds, 1), "images_per_s": round(images_seen / max(seconds, 1e-9), 2),
-            "mode": mode, "resumes": resumes, "parameters": params,
-        })  # fmt: skip
+    finish(exp, run_spec, ctx, {
+        "step": step, "epoch": epoch, "reason": finished, "best_fitness": round(best_fitness, 5),
+        "train_seconds": round(meter.seconds, 1), "images_per_s": round(meter.rate("images"), 2),
+        "mode": mode, "resumes": resumes, "parameters": params,
+    })  # fmt: skip
     return scores
 
 

@@ -22,12 +22,18 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the corpus.")
-@click.option("--train-tokens", default=1_000_000, show_default=True, help="Training tokens.")
-@click.option("--valid-tokens", default=80_000, show_default=True, help="Validation tokens.")
-@click.option("--test-tokens", default=80_000, show_default=True, help="Test tokens.")
-@click.option("--vocab-size", default=3000, show_default=True, help="Word types of the source.")
-@click.option("--states", default=40, show_default=True, help="Hidden states of the source.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the source and the samples.")
+@click.option("--train-tokens", default=1_000_000, show_default=True, type=click.IntRange(min=100),
+              help="Training tokens.")  # fmt: skip
+@click.option("--valid-tokens", default=80_000, show_default=True, type=click.IntRange(min=10),
+              help="Validation tokens.")  # fmt: skip
+@click.option("--test-tokens", default=80_000, show_default=True, type=click.IntRange(min=10),
+              help="Test tokens.")  # fmt: skip
+@click.option("--vocab-size", default=3000, show_default=True, type=click.IntRange(min=10),
+              help="Word types of the source.")  # fmt: skip
+@click.option("--states", default=40, show_default=True, type=click.IntRange(min=1),
+              help="Hidden states of the source.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the source and the samples.")  # fmt: skip
 def synth(out, train_tokens, valid_tokens, test_tokens, vocab_size, states, seed) -> None:
     """Write an offline corpus (PTB layout) from a random HMM, with its exact perplexity floor."""
     from aics.tasks.lm.synth import generate
@@ -42,10 +48,10 @@ def synth(out, train_tokens, valid_tokens, test_tokens, vocab_size, states, seed
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Prepared data directory.")
 @click.option("--format", "fmt", type=click.Choice(["ptb", "raw"]), default="ptb", show_default=True,
               help="ptb: train.txt/valid.txt/test.txt; raw: WikiText-style wiki.*.tokens.")  # fmt: skip
-@click.option(
-    "--min-count", default=1, show_default=True, help="Words seen fewer times in train become <unk>."
-)
-@click.option("--max-size", default=0, show_default=True, help="Keep at most this many types (0: no limit).")
+@click.option("--min-count", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Words seen fewer times in train become <unk>.")  # fmt: skip
+@click.option("--max-size", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Keep at most this many types, <eos> and <unk> included (0: no limit).")  # fmt: skip
 @overwrite_option
 def prepare(src: str, out: str, fmt: str, min_count: int, max_size: int, overwrite: bool) -> None:
     """Validate a corpus, build the vocabulary from train and encode the splits."""
@@ -62,16 +68,21 @@ def prepare(src: str, out: str, fmt: str, min_count: int, max_size: int, overwri
 @conf_option
 @set_option
 @device_option
-@click.option("--max-params", type=int, help="Refuse a model with more parameters (train.max_params, 60M).")
+@click.option("--max-params", type=click.IntRange(min=1),
+              help="Refuse a model with more parameters (train.max_params, 60M).")  # fmt: skip
 @overwrite_option
 def train(data, exp, conf, overrides, device, max_params, overwrite) -> None:
     """Train an LM (resumes from EXP/ckpt/last.pt; runs under torchrun for several processes)."""
     from aics.core.config import load_config
     from aics.tasks.lm.config import LMConfig
-    from aics.tasks.lm.train import train as run
+    from aics.tasks.lm.data import check_prepared
 
     overrides = with_device(overrides, device) + ((f"train.max_params={max_params}",) if max_params else ())
-    run(load_config(LMConfig, conf, overrides), data, exp, overwrite=overwrite)
+    cfg = load_config(LMConfig, conf, overrides)
+    check_prepared(data)  # before torch is imported: a wrong path fails at once
+    from aics.tasks.lm.train import train as run
+
+    run(cfg, data, exp, overwrite=overwrite)
 
 
 @cli.command()
@@ -79,19 +90,28 @@ def train(data, exp, conf, overrides, device, max_params, overwrite) -> None:
 @click.option("--data", type=click.Path(), help="Prepared data (for the vocabulary); default: from config.")
 @click.option("--ckpt", default="best", show_default=True, help="best, last, epoch-NNN or a path.")
 @click.option("--prompt", default="", help="Words to continue.")
-@click.option("--tokens", default=50, show_default=True, help="Tokens to generate.")
-@click.option("--temperature", default=1.0, show_default=True, help="Softmax temperature (>0).")
-@click.option("--top-k", default=0, show_default=True, help="Sample among the k likeliest (0: all).")
-@click.option("--seed", default=0, show_default=True, help="Sampling seed.")
+@click.option(
+    "--tokens", default=50, show_default=True, type=click.IntRange(min=1), help="Tokens to generate."
+)
+@click.option("--temperature", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Softmax temperature.")  # fmt: skip
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Sample among the k likeliest (0: all).")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Sampling seed.")
 @device_option
 def sample(exp, data, ckpt, prompt, tokens, temperature, top_k, seed, device) -> None:
     """Generate text from a checkpoint."""
-    from aics.tasks.lm.data import load_vocab
-    from aics.tasks.lm.infer import load_trained
+    from aics.core.paths import existing_checkpoint
+    from aics.tasks.lm.data import check_prepared
+
+    if data:
+        check_prepared(data)
+    existing_checkpoint(exp, ckpt)
+    from aics.tasks.lm.infer import load_trained, trained_vocab
     from aics.tasks.lm.infer import sample as run
 
     model, _, ck = load_trained(exp, ckpt, device or "auto")
-    vocab = load_vocab(data or ck["extra"]["data_dir"])
+    vocab = trained_vocab(ck, data, exp)
     click.echo(run(model, vocab, prompt, tokens, temperature, top_k, seed, getattr(model, "max_len", 256)))
 
 
@@ -102,6 +122,11 @@ def sample(exp, data, ckpt, prompt, tokens, temperature, top_k, seed, device) ->
 @device_option
 def score(exp: str, data: str, ckpt: str, device: str | None) -> None:
     """Valid/test perplexity (against the floor) -> EXP/scores.json and EXP/RESULTS.md."""
+    from aics.core.paths import existing_checkpoint
+    from aics.tasks.lm.data import check_prepared
+
+    check_prepared(data)
+    existing_checkpoint(exp, ckpt)
     from aics.tasks.lm.infer import score as run
 
     s = run(exp, data, ckpt, device or "auto")

@@ -48,7 +48,7 @@ def read_sentences(path: Path) -> list[list[str]]:
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a byte-order mark is no word
             except UnicodeDecodeError as e:
                 raise UserError(
                     f"{path}:{lineno}: not UTF-8 ({e.reason}); convert the file to UTF-8"

@@ -19,10 +19,26 @@ from aics.core.report import markdown_table
 from aics.core.runtime import pick_device
 from aics.core.stage import done_info
 from aics.tasks.lm.config import LMConfig
-from aics.tasks.lm.data import EOS, UNK, check_prepared, load_floor, load_stream
+from aics.tasks.lm.data import EOS, UNK, check_prepared, load_floor, load_stream, load_vocab
 from aics.tasks.lm.metrics import perplexity
 from aics.tasks.lm.model import build_lm, parameter_breakdown
-from aics.tasks.lm.train import TASK
+from aics.tasks.lm.train import TASK, vocab_hash
+
+
+def trained_vocab(ckpt: dict, data_dir: str | Path | None, exp: str | Path) -> list[str]:
+    """The vocabulary of ``data_dir`` (default: the one trained on), refused when it is not the one the
+    checkpoint was trained with: the ids would mean other words."""
+    data_dir = Path(data_dir or ckpt["extra"]["data_dir"])
+    vocab = load_vocab(data_dir)
+    want = ckpt["extra"].get("vocab_sha256")
+    same = vocab_hash(data_dir) == want if want else len(vocab) == ckpt["extra"]["vocab_size"]
+    if not same:
+        raise UserError(
+            f"{data_dir / 'vocab.txt'}: not the vocabulary {exp} was trained with (that was "
+            f"{ckpt['extra']['data_dir']}, {ckpt['extra']['vocab_size']:,} words); pass the --data it was "
+            "trained on"
+        )
+    return vocab
 
 
 def load_trained(exp_dir: str | Path, which: str = "best", device: str = "auto"):
@@ -79,6 +95,7 @@ def sample(
 def score(exp_dir: str | Path, data_dir: str | Path, ckpt: str = "best", device: str = "auto") -> dict:
     exp, data_dir = Path(exp_dir), check_prepared(data_dir)
     model, cfg, ck = load_trained(exp, ckpt, device)
+    trained_vocab(ck, data_dir, exp)  # a scores.json from another vocabulary would be nonsense
     dev = next(model.parameters()).device
     stats = read_json(data_dir / "stats.json")
     floor = load_floor(data_dir)

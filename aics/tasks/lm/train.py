@@ -12,8 +12,8 @@ trajectory as one process with batch N*b; rank 0 logs and saves, and resume is e
 
 from __future__ import annotations
 
+import hashlib
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -33,10 +33,18 @@ from aics.core.dist import (
 )
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
-from aics.core.log import MetricsLogger, get_logger, progress
+from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, grad_scaler
-from aics.core.stage import mark_done
-from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, session
+from aics.core.trainloop import (
+    RunSpec,
+    data_fingerprint,
+    finish,
+    resume,
+    rng_states,
+    save_and_stop,
+    seed_ranks,
+    session,
+)
 from aics.tasks.lm.config import LMConfig
 from aics.tasks.lm.data import (
     WindowSet,
@@ -51,6 +59,13 @@ from aics.tasks.lm.metrics import perplexity
 from aics.tasks.lm.model import build_lm, detach_state, parameter_breakdown
 
 TASK = "lm"
+# Safe to change on resume besides core's list: a size check, not a training setting.
+SAFE_ON_RESUME = ("train.max_params",)
+
+
+def vocab_hash(data_dir: str | Path) -> str:
+    """sha256 of ``vocab.txt``: a checkpoint records it, and sample/score refuse data with another one."""
+    return hashlib.sha256((Path(data_dir) / "vocab.txt").read_bytes()).hexdigest()
 
 
 def check_size(model: torch.nn.Module, max_params: int, arch: str) -> dict[str, int]:
@@ -123,15 +138,17 @@ def slice_state(state, ctx: DistContext, batch_size: int, device: torch.device):
 def train(cfg: LMConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
     """Train (or resume) one experiment; returns the last epoch's valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
-    with session(exp, overwrite, cfg.train) as ctx:
-        return _fit(cfg, data_dir, exp, ctx) if ctx is not None else {}
+    data = data_fingerprint(data_dir, ("vocab.txt", "stats.json"))
+    spec = RunSpec(TASK, to_dict(cfg), data=data, safe=SAFE_ON_RESUME)
+    with session(exp, overwrite, cfg.train, spec) as ctx:
+        return _fit(cfg, spec, data_dir, exp, ctx) if ctx is not None else {}
 
 
-def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
+def _fit(cfg: LMConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
     log = get_logger()
     device, tc, mc = ctx.device, cfg.train, cfg.model
 
-    vocab = load_vocab(data_dir)
+    vocab, vocab_sha256 = load_vocab(data_dir), vocab_hash(data_dir)
     streams = {s: load_stream(data_dir, s) for s in ("train", "valid", "test")}
     model = build_lm(mc, len(vocab)).to(device)
     params = check_size(model, tc.max_params, mc.arch)
@@ -155,15 +172,16 @@ def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
     ckpts = CheckpointDir(exp, keep_epochs=tc.keep_epochs)
 
     step = epoch = batch_in_epoch = bad_epochs = 0
-    best, state, train_tokens, train_seconds = math.inf, None, 0, 0.0
-    ckpt = resume(ckpts, to_dict(cfg), model, optimizer, scheduler, scaler, ctx, TASK)
+    best, state = math.inf, None
+    ckpt = resume(ckpts, spec, model, optimizer, scheduler, scaler, ctx)
     if ckpt is not None:
         extra = ckpt["extra"]
         step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         best, bad_epochs = ckpt["metrics"].get("best_valid_ppl", math.inf), extra.get("bad_epochs", 0)
-        train_tokens, train_seconds = extra.get("train_tokens", 0), extra.get("train_seconds", 0.0)
         if model.recurrent and batch_in_epoch and extra.get("world_size", 1) == ctx.world_size:
             state = slice_state(extra.get("hidden"), ctx, tc.batch_size, device)
+    # epoch sums (loss * tokens, tokens) and the run's tokens and seconds, carried across a resume
+    meter = RunMeter.from_state(ckpt["extra"].get("meter") if ckpt else None, mid_epoch=batch_in_epoch > 0)
     if tc.max_steps and step >= tc.max_steps:
         log.info(f"already at train.max_steps={tc.max_steps} (step {step}); rerun without it to continue")
         return {}
@@ -185,9 +203,9 @@ def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
             task=TASK, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,
             epoch=epoch, batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid_ppl": best, "parameters": params["total"], **metrics_now},
-            extra={"vocab_size": len(vocab), "data_dir": str(data_dir), "hidden": hidden,
-                   "world_size": ctx.world_size, "bad_epochs": bad_epochs, "train_tokens": train_tokens,
-                   "train_seconds": train_seconds},
+            extra={"vocab_size": len(vocab), "vocab_sha256": vocab_sha256, "data_dir": str(data_dir),
+                   "data": spec.data, "hidden": hidden, "world_size": ctx.world_size,
+                   "bad_epochs": bad_epochs, "meter": meter.state()},
             rng_per_rank=rng_states(ctx),
         )  # fmt: skip
 
@@ -211,8 +229,7 @@ def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
             bar = progress(
                 source, total=len(order), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main
             )
-            loss_sum, loss_tokens = 0.0, 0
-            t0 = time.perf_counter()
+            meter.start()
             for x, y in bar:
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 state = detach_state(state)
@@ -231,8 +248,7 @@ def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
                 step += 1
                 batch_in_epoch += 1
                 n_tok = int((y != -100).sum()) * ctx.world_size
-                loss_sum += loss.item() * n_tok
-                loss_tokens += n_tok
+                meter.add(loss=loss.item() * n_tok, tokens=n_tok)
                 if step % tc.log_every == 0:
                     now = {
                         "loss": loss.item(),
@@ -242,27 +258,23 @@ def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
                     metrics.scalars("train", step, now, epoch=epoch + 1)
                     bar.set_postfix(ppl=f"{now['ppl']:.1f}")
                 if tc.max_steps and step >= tc.max_steps:
-                    train_tokens += loss_tokens
-                    train_seconds += time.perf_counter() - t0
                     save_and_stop(ckpts, checkpoint({}), ctx, f"train.max_steps={tc.max_steps} reached")
                     return {}
                 if any_rank(stop.requested, ctx):
-                    train_tokens += loss_tokens
-                    train_seconds += time.perf_counter() - t0
                     save_and_stop(ckpts, checkpoint({}), ctx, "interrupted")
                     raise KeyboardInterrupt
                 if tc.save_every_steps and step % tc.save_every_steps == 0:
                     payload = checkpoint({})
                     if ctx.is_main:
                         ckpts.save(payload)
-            train_seconds += time.perf_counter() - t0
-            train_tokens += loss_tokens
+            meter.pause()
             epoch += 1
             batch_in_epoch = 0
             state = None
+            train_loss = meter.epoch_means("tokens", "loss").get("loss")
+            meter.end_epoch()
             valid, test = scores("valid"), scores("test") if cfg.eval.test_every_epoch else {}
-            if loss_tokens:
-                train_loss = loss_sum / loss_tokens
+            if train_loss is not None:
                 metrics.scalars(
                     "train_epoch", step, {"loss": train_loss, "ppl": math.exp(train_loss)}, epoch=epoch
                 )
@@ -277,16 +289,12 @@ def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
             payload = checkpoint({"valid": valid, "test": test})
             if ctx.is_main:
                 ckpts.save(payload, epoch_end=True, is_best=is_best)
-            parts = [
-                f"train ppl {math.exp(loss_sum / max(1, loss_tokens)):.2f}",
-                f"valid ppl {valid['ppl']:.2f}",
-            ]
+            parts = [f"train ppl {math.exp(train_loss):.2f}"] if train_loss is not None else []
+            parts.append(f"valid ppl {valid['ppl']:.2f}")
             if test:
                 parts.append(f"test ppl {test['ppl']:.2f}")
             parts.append(f"lr {optimizer.param_groups[0]['lr']:.2e}")
-            parts.append(
-                f"{train_tokens / max(train_seconds, 1e-9):,.0f} tok/s" + (" *best*" if is_best else "")
-            )
+            parts.append(f"{meter.rate('tokens'):,.0f} tok/s" + (" *best*" if is_best else ""))
             log.info(f"epoch {epoch}/{tc.epochs} step {step}: " + ", ".join(parts))
             barrier(ctx)
             if tc.early_stop and bad_epochs >= tc.early_stop:
@@ -296,7 +304,6 @@ def _fit(cfg: LMConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
             if any_rank(stop.requested, ctx):
                 log.info(f"interrupted after epoch {epoch}; rerun the same command to resume")
                 raise KeyboardInterrupt
-    if ctx.is_main:
-        mark_done(exp, {"step": step, "epoch": epoch, "reason": finished_reason,
-                        "tokens_per_s": round(train_tokens / max(train_seconds, 1e-9), 1)})  # fmt: skip
+    finish(exp, spec, ctx, {"step": step, "epoch": epoch, "reason": finished_reason,
+                            "tokens_per_s": round(meter.rate("tokens"), 1)})  # fmt: skip
     return valid

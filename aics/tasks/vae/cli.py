@@ -22,9 +22,13 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the IDX files.")
-@click.option("--n-train", default=12000, show_default=True, help="Training images (MNIST has 60000).")
-@click.option("--n-test", default=2000, show_default=True, help="Test images (MNIST has 10000).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the generator.")
+@click.option("--n-train", default=12000, show_default=True, type=click.IntRange(min=10),
+              help="Training images (MNIST has 60000).")  # fmt: skip
+@click.option("--n-test", default=2000, show_default=True, type=click.IntRange(min=10),
+              help="Test images (MNIST has 10000).")  # fmt: skip
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the generator."
+)
 @click.option("--gz", is_flag=True, help="Write gzipped files like the MNIST download.")
 def synth(out: str, n_train: int, n_test: int, seed: int, gz: bool) -> None:
     """Write an offline MNIST-format dataset of synthetic handwritten-looking digits."""
@@ -38,8 +42,9 @@ def synth(out: str, n_train: int, n_test: int, seed: int, gz: bool) -> None:
 @cli.command()
 @click.option("--src", required=True, type=click.Path(), help="MNIST directory (IDX files, .gz or not).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Prepared data directory.")
-@click.option("--valid-size", default=2000, show_default=True, help="Train images held out for validation.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the train/valid split.")
+@click.option("--valid-size", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="Train images held out for validation.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the split.")
 @overwrite_option
 def prepare(src: str, out: str, valid_size: int, seed: int, overwrite: bool) -> None:
     """Validate MNIST IDX files and write the train/valid/test splits."""
@@ -61,9 +66,12 @@ def train(data: str, exp: str, conf: tuple, overrides: tuple, device: str | None
     """Train a VAE (resumes from EXP/ckpt/last.pt if a run was interrupted)."""
     from aics.core.config import load_config
     from aics.tasks.vae.config import VAEConfig
-    from aics.tasks.vae.train import train as run
+    from aics.tasks.vae.data import check_prepared
 
     cfg = load_config(VAEConfig, conf, with_device(overrides, device))
+    check_prepared(data)  # before torch is imported: a wrong path fails at once
+    from aics.tasks.vae.train import train as run
+
     run(cfg, data, exp, overwrite=overwrite)
 
 
@@ -71,7 +79,8 @@ def train(data: str, exp: str, conf: tuple, overrides: tuple, device: str | None
 @click.option("--exp", required=True, type=click.Path(exists=True, file_okay=False), help="Experiment dir.")
 @click.option("--data", required=True, type=click.Path(), help="Prepared data directory.")
 @click.option("--ckpt", default="best", show_default=True, help="best, last, epoch-NNN or a path.")
-@click.option("--split", "splits", multiple=True, default=("valid",), show_default=True, help="Repeatable.")
+@click.option("--split", "splits", multiple=True, default=("valid",), show_default=True,
+              type=click.Choice(["train", "valid", "test"]), help="Repeatable.")  # fmt: skip
 @set_option
 @device_option
 @overwrite_option
@@ -79,6 +88,11 @@ def infer(
     exp: str, data: str, ckpt: str, splits: tuple, overrides: tuple, device: str | None, overwrite: bool
 ):
     """Draw the latent maps, latent scatter, reconstructions and prior samples."""
+    from aics.core.paths import existing_checkpoint
+    from aics.tasks.vae.data import check_prepared
+
+    check_prepared(data)
+    existing_checkpoint(exp, ckpt)
     from aics.tasks.vae.infer import infer as run
 
     out = run(exp, data, ckpt, splits, device or "auto", overrides, overwrite)
@@ -92,6 +106,11 @@ def infer(
 @device_option
 def score(exp: str, data: str, ckpt: str, device: str | None) -> None:
     """Reconstruction error, KL and ELBO on valid and test -> EXP/scores.json and EXP/RESULTS.md."""
+    from aics.core.paths import existing_checkpoint
+    from aics.tasks.vae.data import check_prepared
+
+    check_prepared(data)
+    existing_checkpoint(exp, ckpt)
     from aics.tasks.vae.infer import score as run
 
     s = run(exp, data, ckpt, device=device or "auto")

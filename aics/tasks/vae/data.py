@@ -63,7 +63,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     dtype = np.dtype(IDX_DTYPES[code])
     expected = int(np.prod(dims)) * dtype.itemsize
     found = len(raw) - header
-    if found != expected:
+    if found > expected:
+        raise UserError(
+            f"{path}: {found} data bytes, but its header (dimensions {'x'.join(map(str, dims))}) describes "
+            f"only {expected}: the header does not fit the data (a labels header on an images file?); "
+            "download or generate the file again"
+        )
+    if found < expected:
         raise UserError(
             f"{path}: size mismatch: dimensions {'x'.join(map(str, dims))} need {expected} data bytes, "
             f"found {found}; the file is truncated or corrupt, download or generate it again"

@@ -27,7 +27,7 @@ from aics.core.report import markdown_table
 from aics.core.runtime import pick_device, seed_everything
 from aics.core.stage import begin_stage, mark_done
 from aics.tasks.vae.config import VAEConfig
-from aics.tasks.vae.data import MnistSplit, check_prepared
+from aics.tasks.vae.data import SPLITS, MnistSplit, check_prepared
 from aics.tasks.vae.metrics import evaluate
 from aics.tasks.vae.train import TASK, build_model
 
@@ -172,6 +172,9 @@ def infer(
     overwrite: bool = False,
 ) -> Path:
     """Write the pictures for one experiment; returns the output directory."""
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:  # checked before anything is written
+        raise UserError(f"--split {unknown[0]}: unknown split; use one of {', '.join(SPLITS)}")
     data_dir = check_prepared(data_dir)
     model, cfg, _ = load_trained(exp_dir, ckpt, device, overrides)
     out = Path(exp_dir) / f"infer_{Path(ckpt).stem}"

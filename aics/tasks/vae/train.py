@@ -10,7 +10,6 @@ Runs under ``torchrun --nproc-per-node N`` too (data sharded by rank, rank 0 log
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -19,10 +18,18 @@ from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import save_config, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, wrap_model
 from aics.core.loader import EpochBatchSampler, build_loader
-from aics.core.log import MetricsLogger, get_logger, progress
+from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, grad_scaler
-from aics.core.stage import mark_done
-from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, session
+from aics.core.trainloop import (
+    RunSpec,
+    data_fingerprint,
+    finish,
+    resume,
+    rng_states,
+    save_and_stop,
+    seed_ranks,
+    session,
+)
 from aics.tasks.vae.config import VAEConfig
 from aics.tasks.vae.data import MnistSplit, batch_collate, check_prepared
 from aics.tasks.vae.metrics import evaluate
@@ -50,11 +57,12 @@ def reconstruction_grid(model: VAE, images: torch.Tensor, device: torch.device) 
 def train(cfg: VAEConfig, data_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
     """Train (or resume) one experiment and return the final valid scores."""
     data_dir, exp = check_prepared(data_dir), Path(exp_dir)
-    with session(exp, overwrite, cfg.train) as ctx:
-        return _fit(cfg, data_dir, exp, ctx) if ctx is not None else {}
+    spec = RunSpec(TASK, to_dict(cfg), data=data_fingerprint(data_dir, ("stats.json",)))
+    with session(exp, overwrite, cfg.train, spec) as ctx:
+        return _fit(cfg, spec, data_dir, exp, ctx) if ctx is not None else {}
 
 
-def _fit(cfg: VAEConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
+def _fit(cfg: VAEConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
     log = get_logger()
     device, tc = ctx.device, cfg.train
 
@@ -69,10 +77,11 @@ def _fit(cfg: VAEConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
 
     step = epoch = batch_in_epoch = 0
     best = math.inf
-    ckpt = resume(ckpts, to_dict(cfg), model, optimizer, None, scaler, ctx, TASK)
+    ckpt = resume(ckpts, spec, model, optimizer, None, scaler, ctx)
     if ckpt is not None:
         step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         best = ckpt["metrics"].get("best_valid_loss", math.inf)
+    meter = RunMeter.from_state(ckpt["extra"].get("meter") if ckpt else None, mid_epoch=batch_in_epoch > 0)
     if tc.max_steps and step >= tc.max_steps:
         log.info(f"already at train.max_steps={tc.max_steps} (step {step}); rerun without it to continue")
         return {}
@@ -96,17 +105,17 @@ def _fit(cfg: VAEConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
             task=TASK, model=model, optimizer=optimizer, scaler=scaler, step=step, epoch=epoch,
             batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid_loss": best, "parameters": params["total"], **metrics_now},
-            extra={"image_shape": list(image_shape), "world_size": ctx.world_size},
+            extra={"image_shape": list(image_shape), "world_size": ctx.world_size, "data": spec.data,
+                   "meter": meter.state()},
             rng_per_rank=rng_states(ctx),
         )  # fmt: skip
 
     valid: dict = {}
-    start_time = time.time()
     with StopSignal() as stop, metrics:
         while epoch < tc.epochs:
             sampler.set_epoch(epoch, batch_in_epoch)
             net.train()
-            sums, taken = torch.zeros(3, dtype=torch.float64), len(sampler)
+            meter.start()
             bar = progress(
                 build_loader(train_set, sampler, tc.num_workers, collate_fn=batch_collate),
                 total=len(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main,
@@ -127,7 +136,7 @@ def _fit(cfg: VAEConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
                 values = dict(
                     zip(LOSS_KEYS, (loss.item(), recon.mean().item(), kl.mean().item()), strict=True)
                 )
-                sums += torch.tensor(list(values.values()), dtype=torch.float64)
+                meter.add(batches=1, **values)
                 if step % tc.log_every == 0:
                     metrics.scalars("train", step, values, epoch=epoch + 1)
                     bar.set_postfix(loss=f"{values['loss']:.1f}")
@@ -141,30 +150,32 @@ def _fit(cfg: VAEConfig, data_dir: Path, exp: Path, ctx: DistContext) -> dict:
                     payload = state({})
                     if ctx.is_main:
                         ckpts.save(payload)
+            meter.pause()
             epoch += 1
             batch_in_epoch = 0
             # Every rank evaluates (fixed-seed noise, so all agree on `best`); only rank 0 writes.
-            train_avg = dict(zip(LOSS_KEYS, (sums / max(1, taken)).tolist(), strict=True))
+            train_avg = meter.epoch_means("batches", *LOSS_KEYS)
+            meter.end_epoch()
             valid = evaluate(model, valid_set.images, cfg.infer.batch_size, device, seed=tc.seed)
             is_best = valid["loss"] < best
             best = min(best, valid["loss"])
             payload = state({"valid": valid})
             if ctx.is_main:
-                if taken:
+                if train_avg:
                     metrics.scalars("train_epoch", step, train_avg, epoch=epoch)
                 shown = {k: valid[k] for k in ("loss", "recon_bce", "kl", "recon_mse")}
                 metrics.scalars("valid", step, shown, epoch=epoch)
                 metrics.image("valid/reconstructions", reconstruction_grid(model, preview, device), step)
                 ckpts.save(payload, epoch_end=True, is_best=is_best)
                 log.info(
-                    f"epoch {epoch}/{tc.epochs} step {step}: train loss {train_avg['loss']:.2f}, valid loss "
-                    f"{valid['loss']:.2f} (recon {valid['recon_bce']:.2f} + KL {valid['kl']:.2f})"
+                    f"epoch {epoch}/{tc.epochs} step {step}: train loss "
+                    f"{train_avg.get('loss', math.nan):.2f}, valid loss {valid['loss']:.2f} "
+                    f"(recon {valid['recon_bce']:.2f} + KL {valid['kl']:.2f})"
                     + (" *best*" if is_best else "")
                 )
             barrier(ctx)
             if any_rank(stop.requested, ctx):
                 get_logger().info(f"interrupted after epoch {epoch}; rerun the same command to resume")
                 raise KeyboardInterrupt
-    if ctx.is_main:
-        mark_done(exp, {"step": step, "epoch": epoch, "seconds": round(time.time() - start_time, 1)})
+    finish(exp, spec, ctx, {"step": step, "epoch": epoch, "train_seconds": round(meter.seconds, 1)})
     return valid

@@ -7,7 +7,7 @@ import torch
 
 from aics.core.ckpt import load_checkpoint
 from aics.core.errors import UserError
-from aics.core.io import read_jsonl
+from aics.core.io import append_jsonl, read_jsonl, write_json
 from aics.core.stage import done_info
 from aics.tasks.detect.config import load_detect_config
 from aics.tasks.detect.loss import YoloLoss, hyp_for_model
@@ -115,6 +115,36 @@ def test_train_writes_everything_and_val_scores(shapes, tmp_path):
     assert resume_experiment(exp) == {}
 
 
+def test_epochs_without_validation_log_no_val_scores(shapes, tmp_path):
+    exp = tmp_path / "e"
+    train(cfg(shapes, "train.epochs=3", "train.val_every=2", "train.plots=false"), exp)
+    rows = read_jsonl(exp / "log" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows if r["split"] == "val"] == [2, 3], "no stale scores at epoch 1"
+    assert [r["epoch"] for r in rows if r["split"] == "train_epoch"] == [1, 2, 3]
+    assert load_checkpoint(exp / "ckpt" / "epoch-001.pt")["metrics"]["val"] == {}
+
+
+def test_resume_of_another_tasks_experiment_is_refused(tmp_path):
+    exp = tmp_path / "vae_exp"
+    exp.mkdir()
+    write_json(exp / ".done", {"task": "vae", "epoch": 3})
+    with pytest.raises(UserError, match=r"is a 'vae' experiment, not a detect one"):
+        resume_experiment(exp)
+
+
+def test_results_name_the_last_of_equally_fit_epochs(tmp_path):
+    from aics.tasks.detect.infer import write_results
+
+    exp = tmp_path / "e"
+    rows = [(1, 0.5, 0.3), (2, 0.7, 0.4), (3, 0.6, 0.35), (4, 0.7, 0.4)]  # epochs 2 and 4 tie
+    for epoch, m50, m in rows:
+        values = {"precision": 0.5, "recall": 0.5, "mAP50": m50, "mAP50-95": m}
+        append_jsonl(exp / "log" / "metrics.jsonl", {"split": "val", "step": epoch, "epoch": epoch, **values})
+    text = write_results(exp)
+    best = next(line for line in text.splitlines() if line.startswith("| best"))
+    assert best.split("|")[2].strip() == "4", "best.pt keeps the later of tied epochs, and so does the table"
+
+
 def test_resumed_run_ends_with_the_same_weights(shapes, tmp_path):
     """Stopped mid-epoch with gradients half accumulated (2 batches of 4 per nominal 8), then resumed:
     bit-exact on CPU, EMA included."""
@@ -133,6 +163,13 @@ def test_resumed_run_ends_with_the_same_weights(shapes, tmp_path):
     for k in a["extra"]["ema"]:
         assert torch.equal(a["extra"]["ema"][k], b["extra"]["ema"][k]), k
     assert done_info(parts)["resumes"] == 1
+    rows = [
+        {k: v for k, v in r.items() if k != "time"}
+        for d in (whole, parts)
+        for r in read_jsonl(d / "log" / "metrics.jsonl")
+        if r["split"] == "train_epoch"
+    ]
+    assert rows[:3] == rows[3:], "the epoch's mean losses include the batches before the stop"
 
 
 def test_pretrained_transfers_matching_tensors_and_handles_other_class_count(shapes, tmp_path):

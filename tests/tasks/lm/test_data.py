@@ -41,6 +41,14 @@ def test_prepare_ptb(tmp_path):
     )
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    src = corpus(tmp_path)
+    (src / "train.txt").write_bytes("\ufeffc a b\n".encode() + (src / "train.txt").read_bytes())
+    prepare(src, tmp_path / "p")
+    vocab = load_vocab(tmp_path / "p")
+    assert not any("\ufeff" in w for w in vocab) and "c" in vocab
+
+
 def test_prepare_raw_cuts_the_vocabulary(tmp_path):
     src = corpus(tmp_path, ("wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"),
                  [" = T = \n\n x x x y y z\n", "x q\n", "y z\n"])  # fmt: skip

@@ -7,10 +7,11 @@ import torch.multiprocessing as mp
 
 from aics.core.ckpt import load_checkpoint
 from aics.core.config import load_config
-from aics.core.io import read_json
+from aics.core.errors import UserError
+from aics.core.io import read_json, read_jsonl, write_json
 from aics.tasks.lm.config import LMConfig
 from aics.tasks.lm.data import prepare
-from aics.tasks.lm.infer import load_trained, report, sample, score
+from aics.tasks.lm.infer import load_trained, report, sample, score, trained_vocab
 from aics.tasks.lm.train import train
 
 TINY = ["model.emb=16", "model.hidden=32", "model.layers=1", "model.heads=2", "model.max_len=32",
@@ -51,9 +52,18 @@ def test_resume_mid_epoch_is_exact(lm_data, tmp_path, arch, stop_at):
     ck = load_checkpoint(tmp_path / "resumed" / "ckpt" / "last.pt")
     assert ck["step"] == stop_at and (ck["extra"]["hidden"] is not None) == (arch == "lstm")
     train(cfg(arch), lm_data, tmp_path / "resumed")
-    a = load_checkpoint(tmp_path / "straight" / "ckpt" / "last.pt")["model"]
-    b = load_checkpoint(tmp_path / "resumed" / "ckpt" / "last.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a), f"{arch} resumed at step {stop_at} differs"
+    a = load_checkpoint(tmp_path / "straight" / "ckpt" / "last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "ckpt" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), f"{arch} at {stop_at} differs"
+    # what is logged per epoch and the throughput's token count cover the batches before the stop too
+    assert epoch_rows(tmp_path / "resumed") == epoch_rows(tmp_path / "straight")
+    assert b["extra"]["meter"]["total"]["tokens"] == a["extra"]["meter"]["total"]["tokens"] > 0
+    assert b["extra"]["meter"]["seconds"] > 0
+
+
+def epoch_rows(exp):
+    rows = read_jsonl(exp / "log" / "metrics.jsonl")
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows if r["split"] == "train_epoch"]
 
 
 def test_score_sample_and_report(lm_data, tmp_path):
@@ -69,6 +79,24 @@ def test_score_sample_and_report(lm_data, tmp_path):
     table = report([exp], tmp_path / "RESULTS.md")
     assert "| gru | gru |" in table and (tmp_path / "RESULTS.md").read_text() == table
     assert (tmp_path / "curves.png").stat().st_size > 5000
+    # data with another vocabulary: ids would mean other words, so sample and score refuse it
+    other = tmp_path / "other"
+    prepare(read_json(lm_data / "stats.json")["source"], other, max_size=10)
+    before = (exp / "scores.json").read_bytes()
+    with pytest.raises(UserError, match=r"other/vocab\.txt: not the vocabulary .* was trained with"):
+        score(exp, other)
+    assert (exp / "scores.json").read_bytes() == before, "scores.json is not overwritten"
+    with pytest.raises(UserError, match="not the vocabulary"):
+        trained_vocab(load_trained(exp)[2], other, exp)
+    assert len(trained_vocab(load_trained(exp)[2], None, exp)) == len(vocab) - 1
+
+
+def test_an_experiment_of_another_task_is_refused(lm_data, tmp_path):
+    exp = tmp_path / "e"
+    exp.mkdir()
+    write_json(exp / ".done", {"task": "vae", "epoch": 2})
+    with pytest.raises(UserError, match=r"e: is a 'vae' experiment, not 'lm'; use another --exp"):
+        train(cfg("lstm"), lm_data, exp)
 
 
 def ddp_worker(rank, world, arch, data, exp, port, batch, steps=6):

@@ -43,12 +43,14 @@ def test_interrupted_training_resumes_to_identical_weights(mnist_prepared, tmp_p
     rows = read_jsonl(tmp_path / "resumed" / "log" / "metrics.jsonl")
     steps = [r["step"] for r in rows if r["split"] == "train"]
     assert steps == sorted(set(steps)), "no duplicated metric rows after the resume"
+    straight, resumed = epoch_rows(tmp_path / "straight"), epoch_rows(tmp_path / "resumed")
+    assert len(straight) == 2 and resumed == straight, "the epoch means cover the batches before the stop"
 
 
 def test_done_training_is_skipped_and_model_change_refused(mnist_prepared, tmp_path):
     exp = tmp_path / "e"
     train(cfg("train.max_steps=3"), mnist_prepared, exp)
-    with pytest.raises(UserError, match=r"different model \(model\.zdim\).*--overwrite"):
+    with pytest.raises(UserError, match=r"unfinished run used other settings \(model\.zdim 2 -> 3\).*--overwrite"):
         train(cfg("model.zdim=3"), mnist_prepared, exp)
     train(cfg("train.epochs=1"), mnist_prepared, exp)
     before = (exp / "ckpt" / "last.pt").stat().st_mtime_ns
@@ -90,3 +92,109 @@ def test_ctrl_c_saves_a_consistent_state_and_resumes_exactly(mnist_prepared, tmp
     b = load_checkpoint(tmp_path / "stopped" / "ckpt" / "last.pt")
     assert a["step"] == b["step"] == 480
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def epoch_rows(exp, split="train_epoch"):
+    rows = read_jsonl(exp / "log" / "metrics.jsonl")
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows if r["split"] == split]
+
+
+def test_a_changed_config_on_resume_is_refused_unless_safe(mnist_prepared, tmp_path):
+    exp = tmp_path / "e"
+    train(cfg("train.max_steps=3"), mnist_prepared, exp)
+    with pytest.raises(UserError, match=r"other settings \(train\.lr 0\.001 -> 0\.5\).*--overwrite.*--exp"):
+        train(cfg("train.lr=0.5"), mnist_prepared, exp)
+    saved = load_config(VAEConfig, [exp / "config.yaml"])
+    assert saved.train.lr == 0.001, "config.yaml states what was applied, not the refused value"
+    # safe keys change and take effect: logging every step from now on, a longer run
+    train(cfg("train.log_every=1", "train.epochs=3", "train.device=cpu"), mnist_prepared, exp)
+    saved = load_config(VAEConfig, [exp / "config.yaml"])
+    assert (saved.train.log_every, saved.train.epochs) == (1, 3)
+    last = load_checkpoint(exp / "ckpt" / "last.pt")
+    assert last["config"]["train"]["epochs"] == 3 and last["epoch"] == 3
+    steps = [r["step"] for r in read_jsonl(exp / "log" / "metrics.jsonl") if r["split"] == "train"]
+    assert steps[:1] == [2] and steps[1:] == list(range(4, 25)), steps
+
+
+def test_other_data_on_resume_is_refused(mnist_synth, mnist_prepared, tmp_path):
+    from aics.tasks.vae.data import prepare
+
+    other = tmp_path / "other"
+    prepare(mnist_synth, other, valid_size=100, seed=1)
+    exp = tmp_path / "e"
+    train(cfg("train.max_steps=3"), mnist_prepared, exp)
+    with pytest.raises(UserError, match=r"trained on other data .*pass the same --data"):
+        train(cfg(), other, exp)
+    train(cfg("train.epochs=1"), mnist_prepared, exp)
+    with pytest.raises(UserError, match=r"trained on other data"):
+        train(cfg("train.epochs=1"), other, exp)
+
+
+def test_a_finished_run_is_refused_with_other_settings_and_continued_with_more_epochs(mnist_prepared, tmp_path):
+    train(cfg("train.epochs=3"), mnist_prepared, tmp_path / "straight")
+    exp = tmp_path / "e"
+    train(cfg(), mnist_prepared, exp)  # 2 epochs, finished
+    with pytest.raises(UserError, match=r"finished with other settings \(model\.hidden 32 -> 16\)"):
+        train(cfg("model.hidden=16"), mnist_prepared, exp)
+    with pytest.raises(UserError, match=r"finished with other settings \(train\.batch_size 64 -> 32\)"):
+        train(cfg("train.batch_size=32"), mnist_prepared, exp)
+    assert train(cfg("train.log_every=1"), mnist_prepared, exp) == {}, "same run: already done"
+    train(cfg("train.epochs=3"), mnist_prepared, exp)  # continues from epoch 2 to 3
+    a = load_checkpoint(tmp_path / "straight" / "ckpt" / "last.pt")
+    b = load_checkpoint(exp / "ckpt" / "last.pt")
+    assert a["step"] == b["step"] == 24 and (exp / ".done").is_file()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), "as if trained 3 epochs"
+
+
+def test_a_crash_in_the_first_epoch_end_save_resumes(mnist_prepared, tmp_path, monkeypatch):
+    """epoch-001.pt is written, then the copy to best.pt fails (a full disk): no last.pt yet, a stale
+    temporary file from a killed writer. The same command resumes from epoch-001.pt."""
+    import errno
+
+    import aics.core.ckpt as ckpt_mod
+
+    train(cfg(), mnist_prepared, tmp_path / "straight")
+    exp = tmp_path / "e"
+    real_copy = ckpt_mod.atomic_copy
+
+    def full_disk(src, dst):
+        (exp / "ckpt" / ".best.pt.x1y2.tmp").write_bytes(b"half")  # what a SIGKILL mid-write leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod, "atomic_copy", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        train(cfg(), mnist_prepared, exp)
+    assert (exp / "ckpt" / "epoch-001.pt").is_file() and not (exp / "ckpt" / "last.pt").exists()
+    monkeypatch.setattr(ckpt_mod, "atomic_copy", real_copy)
+    train(cfg(), mnist_prepared, exp)
+    assert not list(exp.rglob("*.tmp")), "stale temporary files are removed"
+    a = load_checkpoint(tmp_path / "straight" / "ckpt" / "last.pt")
+    b = load_checkpoint(exp / "ckpt" / "last.pt")
+    assert a["step"] == b["step"] == 16
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    best_a = load_checkpoint(tmp_path / "straight" / "ckpt" / "best.pt")
+    best_b = load_checkpoint(exp / "ckpt" / "best.pt")
+    assert best_a["step"] == best_b["step"]
+    assert epoch_rows(exp) == epoch_rows(tmp_path / "straight")
+
+
+def test_two_trainings_on_one_experiment_are_refused(mnist_prepared, tmp_path):
+    exp = tmp_path / "e"
+    args = [sys.executable, "-m", "aics", "vae", "train", "--data", str(mnist_prepared), "--exp", str(exp)]
+    args += [a for s in [*TINY, "train.epochs=200"] for a in ("--set", s)]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, "AICS_PROGRESS": "0"})
+    try:
+        for line in proc.stderr:
+            if "epoch 1/200" in line:
+                break
+        with pytest.raises(UserError, match=rf"in use by another aics process \(pid {proc.pid}\)"):
+            train(cfg("train.epochs=200"), mnist_prepared, exp)
+        with pytest.raises(UserError, match=rf"pid {proc.pid}"):
+            train(cfg("train.epochs=200"), mnist_prepared, exp, overwrite=True)
+        assert (exp / "ckpt" / "last.pt").is_file(), "--overwrite from a second command deleted nothing"
+    finally:
+        proc.kill()
+        proc.wait()
+    # killed with SIGKILL: its lock file stays, but does not block
+    assert (exp / ".lock").exists()
+    train(cfg("train.epochs=200", "train.max_steps=1"), mnist_prepared, exp)
