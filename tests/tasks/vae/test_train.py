@@ -50,7 +50,9 @@ def test_interrupted_training_resumes_to_identical_weights(mnist_prepared, tmp_p
 def test_done_training_is_skipped_and_model_change_refused(mnist_prepared, tmp_path):
     exp = tmp_path / "e"
     train(cfg("train.max_steps=3"), mnist_prepared, exp)
-    with pytest.raises(UserError, match=r"unfinished run used other settings \(model\.zdim 2 -> 3\).*--overwrite"):
+    with pytest.raises(
+        UserError, match=r"unfinished run used other settings \(model\.zdim 2 -> 3\).*overwrite"
+    ):
         train(cfg("model.zdim=3"), mnist_prepared, exp)
     train(cfg("train.epochs=1"), mnist_prepared, exp)
     before = (exp / "ckpt" / "last.pt").stat().st_mtime_ns
@@ -130,7 +132,7 @@ def test_other_data_on_resume_is_refused(mnist_synth, mnist_prepared, tmp_path):
         train(cfg("train.epochs=1"), other, exp)
 
 
-def test_a_finished_run_is_refused_with_other_settings_and_continued_with_more_epochs(mnist_prepared, tmp_path):
+def test_a_finished_run_refuses_other_settings_and_goes_on_with_more_epochs(mnist_prepared, tmp_path):
     train(cfg("train.epochs=3"), mnist_prepared, tmp_path / "straight")
     exp = tmp_path / "e"
     train(cfg(), mnist_prepared, exp)  # 2 epochs, finished
