@@ -210,3 +210,48 @@ def test_checkpoint_dir_files(tmp_path):
     assert sorted(p.name for p in cd.dir.iterdir()) == ["best.pt", "epoch-002.pt", "epoch-003.pt", "last.pt"]
     assert load_checkpoint(cd.best)["epoch"] == 2 and load_checkpoint(cd.last)["epoch"] == 3
     assert cd.resolve("epoch-003") == cd.dir / "epoch-003.pt"
+
+
+def test_recover_finishes_a_save_cut_short(tmp_path):
+    cd = CheckpointDir(tmp_path)
+
+    def state(epoch, step):
+        return {
+            "format": ckpt_mod.FORMAT,
+            "task": "toy",
+            "epoch": epoch,
+            "step": step,
+            "w": torch.full((3,), step),
+        }
+
+    cd.save(state(1, 10), epoch_end=True, is_best=True)
+    assert cd.recover() is None, "a complete save needs nothing"
+    # epoch 2's file was written, then the process died before best.pt and last.pt were updated
+    save_checkpoint(cd.epoch_path(2), {**state(2, 20), "is_best": True})
+    (cd.dir / ".last.pt.k3j4.tmp").write_bytes(b"half a file")
+    assert cd.recover() == cd.epoch_path(2)
+    assert load_checkpoint(cd.last)["step"] == 20 and load_checkpoint(cd.best)["step"] == 20
+    assert not list(cd.dir.glob("*.tmp")), "stale temporary files are removed"
+    # a mid-epoch last.pt is newer than the epoch file: left as it is
+    cd.save(state(2, 25))
+    assert cd.recover() is None and load_checkpoint(cd.last)["step"] == 25
+    # a not-best epoch file newer than last.pt: last.pt follows it, best.pt stays
+    save_checkpoint(cd.epoch_path(3), {**state(3, 30), "is_best": False})
+    cd.recover()
+    assert load_checkpoint(cd.last)["step"] == 30 and load_checkpoint(cd.best)["step"] == 20
+
+
+def test_run_meter_state_round_trip():
+    from aics.core.log import RunMeter
+
+    m = RunMeter()
+    m.start()
+    m.add(loss=2.0, tokens=4)
+    m.add(loss=1.0, tokens=4)
+    saved = m.state()
+    assert saved["epoch"] == {"loss": 3.0, "tokens": 8.0} and saved["seconds"] > 0
+    resumed = RunMeter.from_state(saved, mid_epoch=True)
+    assert resumed.epoch_means("tokens", "loss") == {"loss": 3.0 / 8}
+    assert RunMeter.from_state(saved, mid_epoch=False).epoch == {}, "at an epoch boundary: a new epoch"
+    assert RunMeter.from_state(saved, mid_epoch=False).total["tokens"] == 8.0
+    assert RunMeter().epoch_means("tokens", "loss") == {}

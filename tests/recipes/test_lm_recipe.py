@@ -40,3 +40,14 @@ def test_lm_recipe_all_stages(tmp_path):
     assert (exp / "curves.png").exists()
     table = (exp / "RESULTS.md").read_text()
     assert all(f"{m}_tiny" in table for m in MODELS) and "floor PPL" in table
+    # a later run of some models (here: stage 4 for the FFN alone) keeps every scored model in the report,
+    # and a finished stage that is refused names the recipe command that redoes only that stage
+    ffn_only = [*cmd[:5], "ffn", *cmd[6:], "--stage", "4"]
+    r = subprocess.run(ffn_only, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = (exp / "RESULTS.md").read_text()
+    assert all(f"{m}_tiny" in table for m in MODELS), table
+    r = subprocess.run([*cmd, "--stage", "1", "--stop-stage", "1", "--min-count", "2"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and "made with other options" in r.stderr, r.stderr[-2000:]
+    assert "--stage 1 --stop-stage 1 --overwrite true" in r.stderr
