@@ -31,6 +31,12 @@ def test_malformed_idx_files(tmp_path):
         UserError, match=r"short: size mismatch: dimensions 5x28x28 need 3920 data bytes, found 100"
     ):
         read_idx(tmp_path / "short")
+    # an images file with a labels header (1 dimension of 5): too long, not "truncated"
+    (tmp_path / "long").write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, 5) + b"\0" * 3920)
+    with pytest.raises(
+        UserError, match=r"long: 3920 data bytes, but its header \(dimensions 5\) describes only 5"
+    ):
+        read_idx(tmp_path / "long")
     (tmp_path / "tiny").write_bytes(b"\0\0")
     with pytest.raises(UserError, match="too short"):
         read_idx(tmp_path / "tiny")
