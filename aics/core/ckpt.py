@@ -11,6 +11,7 @@ import os
 import pickle
 import random
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", task: st
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found; train first or check the path")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about old pickle protocols before refusing them
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # torch's own message goes on to advise weights_only=False, which would run code from the file
         raise UserError(
             f"{path}: not an aics checkpoint, or it holds objects other than tensors and plain values; "
             f"not loaded ({_foreign_hint(task)})"
         ) from None
-    except (EOFError, RuntimeError, ValueError, zipfile.BadZipFile, OSError) as e:
+    except Exception as e:  # torch's legacy reader fails on random bytes in many ways (KeyError, EOF, ...)
         if isinstance(e, OSError) and not isinstance(e, zipfile.BadZipFile) and e.filename:
             raise
         raise UserError(
@@ -90,6 +93,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", task: st
     if task is not None and ckpt.get("task") != task:
         raise UserError(f"{path}: is a '{ckpt.get('task')}' checkpoint, not '{task}'")
     return ckpt
+
+
+def require_parts(ckpt: dict, path: str | os.PathLike, parts: tuple[str, ...] = ("model", "config", "extra")):
+    """Check that a checkpoint has the dict-valued parts a loader reads (a hand-made or damaged file may
+    carry the format tag without them)."""
+    for part in parts:
+        if not isinstance(ckpt.get(part), dict):
+            raise UserError(
+                f"{path}: an incomplete aics checkpoint (no '{part}'); use one written by `aics <task> train`"
+            )
+
+
+def load_weights(model: torch.nn.Module, state: dict, path: str | os.PathLike) -> None:
+    """``model.load_state_dict(state)`` with a one-line error when the weights do not fit the model."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"{path}: its weights do not fit the model its config describes ({reason})") from None
 
 
 def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:

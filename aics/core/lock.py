@@ -25,6 +25,7 @@ except ImportError:  # Windows: no advisory locks here; runs are not guarded
     fcntl = None  # type: ignore[assignment]
 
 _held: dict[Path, int] = {}  # resolved directory -> fd of its lock file
+_stale: dict[Path, bool] = {}  # resolved directory -> a lock file was there already when this process took it
 
 
 def _key(directory: str | os.PathLike) -> Path:
@@ -47,6 +48,7 @@ def acquire(directory: str | os.PathLike, what: str = "run") -> None:
     key.mkdir(parents=True, exist_ok=True)
     path = key / LOCK
     while True:
+        existed = path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -68,12 +70,20 @@ def acquire(directory: str | os.PathLike, what: str = "run") -> None:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _held[key] = fd
+    _stale[key] = existed
+
+
+def found_stale(directory: str | os.PathLike) -> bool:
+    """Whether this process found a lock file that nobody held when it took the lock: an aics process
+    worked in the directory and ended without finishing (killed, or stopped by an error)."""
+    return _stale.get(_key(directory), False)
 
 
 def release(directory: str | os.PathLike) -> None:
     """Drop this process's lock on ``directory`` (no-op when it holds none)."""
     key = _key(directory)
     fd = _held.pop(key, None)
+    _stale.pop(key, None)
     if fd is None:
         return
     with contextlib.suppress(FileNotFoundError):

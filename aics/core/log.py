@@ -22,6 +22,14 @@ def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
 
 
+class QuietFileHandler(logging.FileHandler):
+    """A log file that cannot be written (a full disk) drops the line instead of printing a traceback: the
+    same line still reaches stderr, and the error that stops the run says what happened."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def setup_logging(log_file: str | Path | None = None, is_main: bool = True, verbose: bool = False) -> None:
     """Log lines go to stderr (rank 0 only) and, when given, to ``log_file``."""
     logger = get_logger()
@@ -39,7 +47,7 @@ def setup_logging(log_file: str | Path | None = None, is_main: bool = True, verb
     logger.addHandler(console)
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh = QuietFileHandler(log_file, encoding="utf-8")
         fh.setFormatter(fmt)
         logger.addHandler(fh)
 
@@ -127,18 +135,35 @@ class RunMeter:
 class MetricsLogger:
     """Scalars to TensorBoard (``<exp>/tb``) and to ``<exp>/log/metrics.jsonl``; images to TensorBoard.
 
-    ``resume_step`` drops records written after that step by an interrupted run, in both places.
+    ``resume_step`` drops records written after that step by an interrupted run, in both places; with
+    ``resume_epoch`` (the epochs the checkpoint has finished) also the end-of-epoch records of a later
+    epoch at that same step (written before the epoch's checkpoint, which the run did not live to save).
+    Rows of split ``train`` are written during an epoch; every other split at the end of epoch ``epoch``.
     """
 
-    def __init__(self, exp_dir: str | Path, enabled: bool = True, resume_step: int | None = None):
+    def __init__(
+        self,
+        exp_dir: str | Path,
+        enabled: bool = True,
+        resume_step: int | None = None,
+        resume_epoch: int | None = None,
+    ):
         self.exp_dir = Path(exp_dir)
         self.enabled = enabled
         self.jsonl = self.exp_dir / "log" / "metrics.jsonl"
         self._resume_step = resume_step
         self._tb = None
         if enabled and resume_step is not None and self.jsonl.exists():
-            kept = [r for r in read_jsonl(self.jsonl) if r.get("step", 0) <= resume_step]
-            write_jsonl(self.jsonl, kept)
+
+            def kept(r: dict) -> bool:
+                late = (
+                    resume_epoch is not None
+                    and r.get("split") != "train"
+                    and r.get("epoch", 0) > resume_epoch
+                )
+                return r.get("step", 0) <= resume_step and not late
+
+            write_jsonl(self.jsonl, [r for r in read_jsonl(self.jsonl) if kept(r)])
 
     @property
     def tb(self):

@@ -110,10 +110,14 @@ def begin_stage(
             lock.release(out)
             return False
         if contents(out) and not (resumable and resumable(out)):
-            raise UserError(
-                f"{out}: exists without a {DONE} marker (an earlier {what} stopped midway); "
-                f"{overwrite_hint()} to redo it, or remove the directory"
-            )
+            if not lock.found_stale(out):
+                raise UserError(
+                    f"{out}: is not empty and has no {DONE} marker (no aics {what} finished there); choose "
+                    f"another output directory, or {overwrite_hint()} to empty it and redo the {what}"
+                )
+            # an aics stage that was killed or failed left it: its outputs are incomplete, so start again
+            print(f"{what}: {out}: an earlier {what} stopped midway; starting it again", file=sys.stderr)
+            wipe(out)
     except BaseException:
         lock.release(out)
         raise

@@ -118,19 +118,34 @@ def resumable(exp: Path) -> bool:
     return "ckpt" in names or "config.yaml" in names or names <= EARLY_LEFTOVERS
 
 
-def _open(exp: Path, overwrite: bool, spec: RunSpec) -> bool:
-    """Rank 0's decision: True to train (from scratch or resumed), False when the run is already done."""
-    task = None if overwrite or not exp.is_dir() else experiment_task(exp)
+def _check_target(exp: Path, overwrite: bool, spec: RunSpec) -> None:
+    """Refuse an --exp that is no experiment of this task: one holding the --data, another stage's output,
+    another task's experiment (``--overwrite`` would delete them)."""
+    data = Path(spec.data["path"]) if spec.data else None
+    if data is not None and (data == exp.resolve() or exp.resolve() in data.parents):
+        raise UserError(f"--exp {exp} holds the --data {data}; choose another --exp")
+    if not exp.is_dir():
+        return
+    if is_done(exp) and not (exp / "ckpt").is_dir() and not (exp / "config.yaml").is_file():
+        raise UserError(
+            f"{exp}: holds the finished output of another stage, not a training run; use another --exp"
+        )
+    task = None if overwrite else experiment_task(exp)
     if task is not None and task != spec.task:
         raise UserError(f"{exp}: is a '{task}' experiment, not '{spec.task}'; use another --exp")
+
+
+def _open(exp: Path, overwrite: bool, spec: RunSpec) -> bool:
+    """Rank 0's decision: True to train (from scratch or resumed), False when the run is already done."""
+    _check_target(exp, overwrite, spec)
     lock.acquire(exp, "training run")
     try:
         if not overwrite and is_done(exp) and not _reopen_finished(exp, spec):
             return begin_stage(exp, False, "train")  # prints "already done" and releases the lock
-        if not begin_stage(exp, overwrite, "train", resumable):
-            return False
-        for d in (exp, exp / "log"):
+        for d in (exp, exp / "log", exp / "ckpt"):  # what a killed run was writing: we hold the lock
             remove_stale_temps(d)
+        if not begin_stage(exp, overwrite, "train", lambda p: lock.found_stale(p) or resumable(p)):
+            return False
         promoted = CheckpointDir(exp).recover()
         if promoted is not None:
             print(f"train: finished an interrupted checkpoint save from {promoted}", file=sys.stderr)
@@ -235,6 +250,13 @@ def resume(
             f"(safe to change on resume: {', '.join(spec.safe_keys)})"
         )
     check_data(ckpt["extra"].get("data"), spec, ckpts.dir.parent)
+    epochs = spec.config.get("train", {}).get("epochs")
+    in_progress = ckpt["epoch"] + (1 if ckpt["batch_in_epoch"] else 0)
+    if isinstance(epochs, int) and epochs < in_progress:
+        raise UserError(
+            f"{ckpts.dir.parent}: train.epochs={epochs} ends before the epoch the run is in ({in_progress}); "
+            f"pass train.epochs={in_progress} or more to resume it, or {overwrite_hint()} to start again"
+        )
     changed = diff_keys(ckpt["config"], spec.config)
     if changed:
         log.info(f"resuming with {describe_changes(ckpt['config'], spec.config, changed)}")

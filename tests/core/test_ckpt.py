@@ -255,3 +255,19 @@ def test_run_meter_state_round_trip():
     assert RunMeter.from_state(saved, mid_epoch=False).epoch == {}, "at an epoch boundary: a new epoch"
     assert RunMeter.from_state(saved, mid_epoch=False).total["tokens"] == 8.0
     assert RunMeter().epoch_means("tokens", "loss") == {}
+
+
+@pytest.mark.parametrize("content", [b"hello", b"abc", b"\x80\x02}q\x00.", b"PK\x03\x04broken zip"])
+def test_random_bytes_are_one_user_error(tmp_path, content):
+    (tmp_path / "x.pt").write_bytes(content)
+    with pytest.raises(UserError, match=r"x\.pt: not (a loadable|an aics) checkpoint"):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_incomplete_or_misfitting_checkpoints_are_user_errors(tmp_path):
+    from aics.core.ckpt import load_weights, require_parts
+
+    with pytest.raises(UserError, match=r"x\.pt: an incomplete aics checkpoint \(no 'config'\)"):
+        require_parts({"model": {}, "config": "nonsense", "extra": {}}, tmp_path / "x.pt")
+    with pytest.raises(UserError, match=r"x\.pt: its weights do not fit the model"):
+        load_weights(nn.Linear(2, 3), {"weight": torch.zeros(5, 5)}, tmp_path / "x.pt")

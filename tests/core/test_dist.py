@@ -85,4 +85,4 @@ def test_a_refused_experiment_fails_on_every_rank_with_one_message(tmp_path, fre
     (exp / "stray.txt").write_text("x")
     mp.spawn(open_refused, args=(2, str(exp), free_port(), str(tmp_path)), nprocs=2, join=True)
     messages = {(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)}
-    assert len(messages) == 1 and "without a .done marker" in messages.pop()
+    assert len(messages) == 1 and "has no .done marker" in messages.pop()

@@ -60,3 +60,33 @@ def test_stop_signal_defers_the_first_signal_to_a_step_boundary():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_rows_of_an_epoch_whose_checkpoint_was_not_saved_are_dropped_on_resume(tmp_path):
+    from aics.core.io import read_jsonl
+    from aics.core.log import MetricsLogger
+
+    with MetricsLogger(tmp_path) as m:
+        m.scalars("train", 8, {"loss": 1.0}, epoch=1)
+        m.scalars("train_epoch", 8, {"loss": 1.0}, epoch=1)  # end of epoch 1, then killed before its save
+    # the newest checkpoint is a step-8 save from inside epoch 1 (finished epochs: 0)
+    MetricsLogger(tmp_path, resume_step=8, resume_epoch=0).close()
+    assert [r["split"] for r in read_jsonl(tmp_path / "log" / "metrics.jsonl")] == ["train"]
+
+
+def test_a_log_file_that_cannot_be_written_prints_no_traceback(tmp_path, capsys):
+    import logging
+
+    from aics.core.log import QuietFileHandler
+
+    class Full:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+    h = QuietFileHandler(tmp_path / "train.log")
+    h.stream = Full()
+    h.emit(logging.LogRecord("aics", logging.INFO, __file__, 1, "hello", None, None))
+    assert capsys.readouterr().err == ""

@@ -18,7 +18,7 @@ def test_half_written_output_is_refused_then_overwritten(tmp_path):
     out = tmp_path / "stage"
     out.mkdir()
     (out / "partial.txt").write_text("x")
-    with pytest.raises(UserError, match=r"without a \.done marker.*--overwrite"):
+    with pytest.raises(UserError, match=r"has no \.done marker.*--overwrite"):
         begin_stage(out, what="prepare")
     assert begin_stage(out, overwrite=True) is True
     assert not (out / "partial.txt").exists(), "--overwrite starts from an empty directory"

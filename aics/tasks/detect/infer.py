@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aics.core.ckpt import load_checkpoint
+from aics.core.ckpt import load_checkpoint, require_parts
 from aics.core.errors import UserError
 from aics.core.io import read_jsonl, write_json, write_text
 from aics.core.log import get_logger, progress
@@ -39,7 +39,8 @@ def load_detector(path: str | Path, device: str | torch.device = "cpu", fuse: bo
     the EMA weights when the checkpoint has them. Returns ``(model, names, checkpoint)``."""
     path = Path(path)
     ckpt = load_checkpoint(path, task=TASK)
-    extra = ckpt.get("extra") or {}
+    require_parts(ckpt, path, ("model",))
+    extra = ckpt.get("extra") if isinstance(ckpt.get("extra"), dict) else {}
     description = ckpt.get("description") or extra.get("description")
     names = ckpt.get("names") or extra.get("names")
     if description is None:
@@ -217,16 +218,21 @@ def val(
     from aics.tasks.detect.data import YoloDataset, load_data_yaml, scan_labels
 
     out = Path(out)
-    if not begin_stage(out, overwrite, "val"):
-        return done_info(out).get("scores", {})
     dev = pick_device(device)
-    model, names, _ = load_detector(ckpt, dev)
+    model, names, ck = load_detector(ckpt, dev)  # checked before anything is written
     spec = load_data_yaml(data_yaml)
     if len(spec.names) != len(names):
         raise UserError(f"{data_yaml}: has {len(spec.names)} classes but {ckpt} detects {len(names)}")
     files = getattr(spec, split, None)
     if not files:
         raise UserError(f"{data_yaml}: no '{split}' images listed; choose --split train, val or test")
+    params = {
+        "ckpt": str(Path(ckpt).resolve()), "ckpt_step": ck.get("step"),
+        "data": str(Path(data_yaml).resolve()), "split": split, "imgsz": imgsz,
+        "conf_thres": conf_thres, "iou_thres": iou_thres, "max_det": max_det,
+    }  # fmt: skip
+    if not begin_stage(out, overwrite, "val", params=params):
+        return done_info(out).get("scores", {})
     samples = scan_labels(files, spec.nc, split=split).samples
     stride = int(model.stride.max())
     dataset = YoloDataset(samples, img_size=imgsz, batch_size=batch_size, rect=True, stride=stride, pad=0.5)
@@ -244,7 +250,7 @@ def val(
     scores.update({"checkpoint": str(ckpt), "data": str(data_yaml), "split": split, "imgsz": imgsz})
     write_json(out / "scores.json", scores)
     write_text(out / "RESULTS.md", val_report(scores))
-    mark_done(out, {"scores": {k: scores[k] for k in ("mp", "mr", "map50", "map")}})
+    mark_done(out, {"scores": {k: scores[k] for k in ("mp", "mr", "map50", "map")}}, params=params)
     return scores
 
 

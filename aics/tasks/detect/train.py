@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aics.core.ckpt import CheckpointDir, load_checkpoint, training_state
+from aics.core.ckpt import CheckpointDir, load_checkpoint, require_parts, training_state
 from aics.core.config import save_config, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, broadcast_object, wrap_model
 from aics.core.errors import UserError
@@ -90,7 +90,8 @@ def transfer_weights(model: nn.Module, source: Path) -> tuple[int, list[str]]:
     ckpt = load_checkpoint(source, map_location="cpu")
     if ckpt.get("task") not in (None, TASK):
         raise UserError(f"{source}: is a '{ckpt.get('task')}' checkpoint, not a detector; pass a detect one")
-    extra = ckpt.get("extra") or {}
+    require_parts(ckpt, source, ("model",))
+    extra = ckpt.get("extra") if isinstance(ckpt.get("extra"), dict) else {}
     weights = extra.get("ema") or ckpt["model"]
     own = model.state_dict()
     matched = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
@@ -278,7 +279,7 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
         collate_fn=YoloDataset.collate_fn,
     )  # fmt: skip
     warmup_iters = max(round(cfg.hyp.warmup_epochs * nb), 100) if cfg.hyp.warmup_epochs > 0 else -1
-    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step)
+    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step, resume_epoch=epoch)
 
     def state(metrics_now: dict) -> dict:
         extra = {
@@ -394,7 +395,7 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
             now = {k: v for k, v in scores.items() if not isinstance(v, (list, dict))} if validated else {}
             payload = state({"val": now})
             if ctx.is_main:
-                ckpts.save(payload, epoch_end=True, is_best=is_best)
+                # the epoch's rows before its checkpoint: a crash in between redoes them once on resume
                 if train_avg:
                     metrics.scalars("train_epoch", step, train_avg, epoch=epoch)
                 if validated:
@@ -410,6 +411,7 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
                     + f"; {meter.rate('images'):.1f} img/s"
                     + (" *best*" if is_best else "")
                 )  # fmt: skip
+                ckpts.save(payload, epoch_end=True, is_best=is_best)
             barrier(ctx)
             if tc.patience and bad_epochs >= tc.patience:
                 finished = f"early stop: no better fitness for {bad_epochs} epochs"

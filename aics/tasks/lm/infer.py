@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from aics.core.ckpt import CheckpointDir, load_checkpoint
+from aics.core.ckpt import CheckpointDir, load_checkpoint, load_weights, require_parts
 from aics.core.config import from_dict
 from aics.core.errors import UserError
 from aics.core.io import read_json, read_jsonl, write_json, write_text
@@ -44,9 +44,10 @@ def trained_vocab(ckpt: dict, data_dir: str | Path | None, exp: str | Path) -> l
 def load_trained(exp_dir: str | Path, which: str = "best", device: str = "auto"):
     path = CheckpointDir(exp_dir).resolve(which)
     ckpt = load_checkpoint(path, task=TASK)
+    require_parts(ckpt, path)
     cfg = from_dict(LMConfig, ckpt["config"], source=str(path))
     model = build_lm(cfg.model, ckpt["extra"]["vocab_size"])
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], path)
     return model.to(pick_device(device)).eval(), cfg, ckpt
 
 

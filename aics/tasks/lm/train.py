@@ -194,7 +194,7 @@ def _fit(cfg: LMConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistConte
     )
 
     net = wrap_model(model, ctx)
-    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step)
+    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step, resume_epoch=epoch)
 
     def checkpoint(metrics_now: dict) -> dict:
         """Called on every rank at the same step (it gathers the hidden state and the RNG of all ranks)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aics.core.ckpt import CheckpointDir, load_checkpoint
+from aics.core.ckpt import CheckpointDir, load_checkpoint, load_weights, require_parts
 from aics.core.config import apply_override, from_dict
 from aics.core.errors import UserError
 from aics.core.io import atomic_write, read_json, write_json, write_text
@@ -38,6 +38,7 @@ def load_trained(
     """The model of ``<exp>/ckpt/<which>.pt`` in eval mode, its config (plus overrides) and checkpoint."""
     path = CheckpointDir(exp_dir).resolve(which)
     ckpt = load_checkpoint(path, task=TASK)
+    require_parts(ckpt, path)
     cfg = from_dict(VAEConfig, ckpt["config"], source=str(path))
     for o in overrides:
         if not o.startswith("infer."):
@@ -46,7 +47,7 @@ def load_trained(
     dev = pick_device(device)
     shape = tuple(ckpt["extra"].get("image_shape", (1, 28, 28)))
     model = build_model(cfg, shape)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], path)
     return model.to(dev).eval(), cfg, ckpt
 
 
@@ -176,9 +177,10 @@ def infer(
     if unknown:  # checked before anything is written
         raise UserError(f"--split {unknown[0]}: unknown split; use one of {', '.join(SPLITS)}")
     data_dir = check_prepared(data_dir)
-    model, cfg, _ = load_trained(exp_dir, ckpt, device, overrides)
+    model, cfg, ck = load_trained(exp_dir, ckpt, device, overrides)
     out = Path(exp_dir) / f"infer_{Path(ckpt).stem}"
-    if not begin_stage(out, overwrite, what="infer"):
+    params = {"ckpt": ckpt, "step": ck["step"], "splits": sorted(splits), "set": sorted(overrides)}
+    if not begin_stage(out, overwrite, what="infer", params=params):
         return out
     seed_everything(cfg.train.seed)
     ic, zdim = cfg.infer, cfg.model.zdim
@@ -196,7 +198,7 @@ def infer(
             f"{split} posterior means, zdim={zdim} ({len(keep)} images)",
         )  # fmt: skip
         plot_reconstructions(model, data.images[: ic.n_recon], out / split / "reconstructions.png")
-    mark_done(out, {"ckpt": ckpt, "splits": list(splits)})
+    mark_done(out, {"ckpt": ckpt, "splits": list(splits)}, params=params)
     return out
 
 

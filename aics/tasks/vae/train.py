@@ -97,7 +97,7 @@ def _fit(cfg: VAEConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistCont
     sampler = EpochBatchSampler(
         len(train_set), tc.batch_size, shuffle=True, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
     )
-    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step)
+    metrics = MetricsLogger(exp, enabled=ctx.is_main, resume_step=step, resume_epoch=epoch)
     preview = valid_set.images[: cfg.infer.n_recon]
 
     def state(metrics_now: dict) -> dict:

@@ -200,3 +200,55 @@ def test_two_trainings_on_one_experiment_are_refused(mnist_prepared, tmp_path):
     # killed with SIGKILL: its lock file stays, but does not block
     assert (exp / ".lock").exists()
     train(cfg("train.epochs=200", "train.max_steps=1"), mnist_prepared, exp)
+
+
+def test_what_a_killed_run_leaves_is_resumed_or_redone(mnist_synth, mnist_prepared, tmp_path):
+    # killed while writing its first config.yaml: a temp file and log/, no checkpoint
+    exp = tmp_path / "e"
+    (exp / "log").mkdir(parents=True)
+    (exp / ".config.yaml.abcd1234.tmp").write_text("half")
+    train(cfg("train.epochs=1"), mnist_prepared, exp)
+    assert (exp / ".done").is_file() and not list(exp.glob("*.tmp"))
+    # a prepare killed midway (its lock file left behind, a partial output): the same command redoes it
+    from aics.tasks.vae.data import prepare
+
+    out = tmp_path / "prep"
+    out.mkdir()
+    (out / ".lock").write_text("12345\n")
+    (out / ".train-images-idx3-ubyte.x1.tmp").write_bytes(b"half")
+    (out / "train-labels-idx1-ubyte").write_bytes(b"half")
+    prepare(mnist_synth, out, valid_size=100)
+    assert (out / ".done").is_file() and not list(out.glob("*.tmp")) and not (out / ".lock").exists()
+
+
+def test_an_exp_that_is_no_experiment_is_refused(mnist_prepared, tmp_path):
+    with pytest.raises(UserError, match=r"holds the --data"):
+        train(cfg(), mnist_prepared, mnist_prepared, overwrite=True)
+    with pytest.raises(UserError, match=r"holds the --data"):
+        train(cfg(), mnist_prepared, mnist_prepared.parent)
+    assert (mnist_prepared / ".done").is_file(), "the data are untouched"
+    other = tmp_path / "other_stage"
+    other.mkdir()
+    (other / ".done").write_text("{}")
+    with pytest.raises(UserError, match=r"finished output of another stage, not a training run"):
+        train(cfg(), mnist_prepared, other, overwrite=True)
+    notes = tmp_path / "proj"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("important")
+    with pytest.raises(UserError, match=r"is not empty and has no \.done marker"):
+        train(cfg(), mnist_prepared, notes)
+
+
+def test_fewer_epochs_than_the_run_is_in_are_refused(mnist_prepared, tmp_path):
+    exp = tmp_path / "e"
+    train(cfg("train.epochs=3", "train.max_steps=12"), mnist_prepared, exp)  # in epoch 2
+    with pytest.raises(UserError, match=r"train\.epochs=1 ends before the epoch the run is in \(2\)"):
+        train(cfg("train.epochs=1"), mnist_prepared, exp)
+
+
+def test_infer_with_other_options_is_refused_not_reused(mnist_prepared, tmp_path):
+    exp = tmp_path / "z"
+    train(cfg("train.epochs=1"), mnist_prepared, exp)
+    infer(exp, mnist_prepared, "best", ("valid",))
+    with pytest.raises(UserError, match=r"made with other options \(splits=\['valid'\] -> \['test'\]\)"):
+        infer(exp, mnist_prepared, "best", ("test",))
