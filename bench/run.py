@@ -61,14 +61,17 @@ def vae_train_speed(steps: int = 200) -> dict:
 
 def lm_train_speed(steps: int = 30) -> dict:
     """Training tokens/s per LM architecture at one size: emb 128, hidden 256, 2 layers, vocab 3000,
-    batch 32 x 35 tokens (the recipe's CPU setting)."""
+    batch 32 x 35 tokens (the recipe's CPU setting), with the trainer's CPU settings (foreach Adam, freed
+    memory kept for reuse)."""
     import torch
     import torch.nn.functional as F
 
     from aics.core.config import load_config
+    from aics.core.runtime import keep_freed_memory
     from aics.tasks.lm.config import ARCHS, LMConfig
     from aics.tasks.lm.model import build_lm
 
+    keep_freed_memory()
     out = {}
     vocab, batch, bptt = 3000, 32, 35
     for arch in ARCHS:
@@ -77,7 +80,7 @@ def lm_train_speed(steps: int = 30) -> dict:
             LMConfig, [], [f"model.arch={arch}", "model.emb=128", "model.hidden=256", "model.context=5"]
         )
         model = build_lm(cfg.model, vocab)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
+        opt = torch.optim.Adam(model.parameters(), 1e-3, foreach=True)
         x = torch.randint(0, vocab, (batch, model.prefix + bptt))
         y = torch.randint(0, vocab, (batch, bptt))
         for i in range(steps + 3):
@@ -94,6 +97,47 @@ def lm_train_speed(steps: int = 30) -> dict:
             "params": params,
         }
     return out
+
+
+def lm_matched_speed(steps: int = 60) -> dict:
+    """`aics lm train` itself on the setting of pytorch/examples' word_language_model that issue 7 compares
+    with: a 10k-word synthetic corpus (1M train tokens, PTB layout), 2x256 tied LSTM, batch 32 x 35,
+    dropout 0.2, clip 0.25; Adam (the default) and SGD at lr 20, one thread and the default threads.
+    Tokens/s is the median over 10-step intervals after the first 10 steps (from log/metrics.jsonl). The
+    examples script reads the same corpus/train.txt, valid.txt, test.txt; run it by hand to compare:
+    ``python main.py --data CORPUS --model LSTM --emsize 256 --nhid 256 --nlayers 2 --tied --batch_size 32
+    --bptt 35 --dropout 0.2 --clip 0.25 --log-interval 10`` (its ms/batch lines)."""
+    import os
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-lm-"))
+    aics = [sys.executable, "-m", "aics", "lm"]
+    corpus, data = str(work / "corpus"), str(work / "data")
+    try:
+        subprocess.run([*aics, "synth", "--out", corpus, "--vocab-size", "10000"], check=True)
+        subprocess.run([*aics, "prepare", "--src", corpus, "--out", data], check=True)
+        out = {}
+        for threads in ("1", "default"):
+            env = dict(os.environ)
+            if threads != "default":
+                env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+            for opt, sets in (("adam", []), ("sgd", ["train.optimizer=sgd", "train.lr=20"])):
+                exp = work / f"exp_{opt}_{threads}"
+                sets = ["model.dropout=0.2", "model.emb_dropout=0.2", "train.clip=0.25", "train.log_every=10",
+                        f"train.max_steps={steps}", *sets]  # fmt: skip
+                subprocess.run(
+                    [*aics, "train", "--data", data, "--exp", str(exp), "--conf",
+                     str(ROOT / "recipes/lm/conf/lstm.yaml"), *(a for s in sets for a in ("--set", s))],
+                    check=True, env=env, capture_output=True,
+                )  # fmt: skip
+                log = (exp / "log/metrics.jsonl").read_text().splitlines()
+                times = [r["time"] for r in map(json.loads, log) if r["split"] == "train"]
+                per_step = statistics.median(b - a for a, b in zip(times, times[1:], strict=False)) / 10
+                out[f"{opt}_threads_{threads}"] = {"tokens_per_s": round(32 * 35 / per_step)}
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def detect_speed(steps: int = 6, batch: int = 8) -> dict:
@@ -198,6 +242,7 @@ BENCHES = {
     "cli_startup": cli_startup,
     "vae_train_speed": vae_train_speed,
     "lm_train_speed": lm_train_speed,
+    "lm_matched_speed": lm_matched_speed,
     "detect_speed": detect_speed,
     "detect_quality": detect_quality,
 }
