@@ -93,7 +93,7 @@ def test_score_sample_and_report(lm_data, tmp_path):
 
 def test_an_experiment_of_another_task_is_refused(lm_data, tmp_path):
     exp = tmp_path / "e"
-    exp.mkdir()
+    (exp / "ckpt").mkdir(parents=True)
     write_json(exp / ".done", {"task": "vae", "epoch": 2})
     with pytest.raises(UserError, match=r"e: is a 'vae' experiment, not 'lm'; use another --exp"):
         train(cfg("lstm"), lm_data, exp)
