@@ -36,11 +36,14 @@ from aics.core.stage import done_info, is_done, mark_done
 from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, session
 from aics.tasks.detect.autoanchor import apply_anchors, check_anchors
 from aics.tasks.detect.config import DetectConfig
-from aics.tasks.detect.data import YoloDataset, load_data_yaml, plot_batch, plot_labels, scan_labels
+from aics.tasks.detect.data import YoloDataset
+from aics.tasks.detect.dataset_yaml import load_data_yaml
 from aics.tasks.detect.infer import validate, write_results
+from aics.tasks.detect.labels import scan_labels
 from aics.tasks.detect.loss import YoloLoss, hyp_for_model
 from aics.tasks.detect.metrics import fitness
 from aics.tasks.detect.model import DetectionModel, build_model, count_parameters, load_description
+from aics.tasks.detect.plots import plot_batch, plot_labels
 
 TASK = "detect"
 LOSS_KEYS = ("box", "obj", "cls")
