@@ -56,13 +56,33 @@ class ScanResult:
     from_cache: bool = False
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A problem found by the scan, in an ``image`` or a ``label`` file (``line`` 0: the whole file)."""
+
+    kind: str
+    path: Path
+    what: str
+    line: int = 0
+
+    def describe(self, root: Path | None = None) -> str:
+        """``file[:line]: what``, the file relative to ``root`` when it lies under it."""
+        return f"{_shown(self.path, root)}{f':{self.line}' if self.line else ''}: {self.what}"
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return str(path)
+
+
 @dataclass
 class _Checked:
     shape: tuple[int, int] = (0, 0)
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), np.float32))
     status: str = "found"  # found, missing, empty
     duplicates: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def default_cache_path(img_files: Sequence[Path]) -> Path:
@@ -94,7 +114,9 @@ def _image_shape(path: Path) -> tuple[tuple[int, int], str | None]:
     except FileNotFoundError:
         return (0, 0), "image file not found"
     except Exception as e:  # Pillow raises many types for corrupt files
-        return (0, 0), f"cannot read the image ({type(e).__name__}: {e})"
+        # Pillow's messages often name the file; the problem line names it already.
+        detail = str(e).replace(f" '{path}'", "").replace(str(path), "").strip() or "no details"
+        return (0, 0), f"cannot read the image ({type(e).__name__}: {detail})"
     if fmt not in PIL_FORMATS:
         return (w, h), f"unsupported image format {fmt}"
     if w < MIN_IMAGE_SIDE or h < MIN_IMAGE_SIDE:
@@ -143,7 +165,7 @@ def _check_sample(im_file: Path, nc: int) -> _Checked:
     out = _Checked()
     out.shape, problem = _image_shape(im_file)
     if problem:
-        out.problems.append(f"{im_file}: {problem}")
+        out.problems.append(Problem("image", im_file, problem))
     lf = label_path(im_file)
     if not lf.is_file():
         out.status = "missing"
@@ -151,7 +173,8 @@ def _check_sample(im_file: Path, nc: int) -> _Checked:
     try:
         text = lf.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        out.problems.append(f"{lf}: cannot read the label file ({e})")
+        detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e)  # without the path
+        out.problems.append(Problem("label", lf, f"cannot read the label file ({detail})"))
         return out
     rows = []
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -160,7 +183,7 @@ def _check_sample(im_file: Path, nc: int) -> _Checked:
             continue
         row, problem = _parse_label_line(parts, nc)
         if problem:
-            out.problems.append(f"{lf}:{lineno}: {problem}")
+            out.problems.append(Problem("label", lf, problem, lineno))
         else:
             rows.append(row)
     if not rows:
@@ -230,8 +253,28 @@ def _split_dir(img_files: Sequence[Path]) -> str:
         return str(img_files[0].parent)
 
 
-def _write_report(report: Path, problems: list[str]) -> Path:
-    text = "".join(p + "\n" for p in problems)
+def _dataset_root(img_files: Sequence[Path]) -> Path | None:
+    """The directory above both the images and their labels (``root`` of ``root/images/train/x.jpg`` and
+    ``root/labels/train/x.txt``), or None when they share none (another drive)."""
+    try:
+        return Path(os.path.commonpath([*(str(f) for f in img_files), str(label_path(img_files[0]))]))
+    except ValueError:
+        return None
+
+
+def _problems_summary(problems: Sequence[Problem], split: str | None) -> str:
+    """The count and where: e.g. ``3 problems in the train labels`` or ``4 problems in the train images (1)
+    and labels (3)``."""
+    n = len(problems)
+    per_kind = {k: sum(p.kind == k for p in problems) for k in ("image", "label")}
+    where = " and ".join(
+        f"{k}s ({c})" if all(per_kind.values()) else f"{k}s" for k, c in per_kind.items() if c
+    )
+    return f"{n} problem{'s' if n > 1 else ''} in the {split + ' ' if split else ''}{where}"
+
+
+def _write_report(report: Path, header: str, lines: list[str]) -> Path:
+    text = "".join(f"{line}\n" for line in [f"# {header}", *lines])
     try:
         write_text(report, text)
         return report
@@ -257,8 +300,10 @@ def scan_labels(
 
     The result is cached in ``cache_path`` (default: :func:`default_cache_path`), an ``.npz`` read without
     pickle, valid while the paths, sizes and mtimes of all image and label files and ``nc`` are unchanged.
-    Every problem is collected as ``file:line: what``; if there is any, all of them are written to a
-    ``<split>.problems.txt`` beside the cache and one UserError names the count and the first.
+    Every problem is collected as ``file:line: what`` (the file relative to the dataset root, the directory
+    above both images and labels); if there is any, all of them are written to a ``<split>.problems.txt``
+    beside the cache (a ``#`` line naming the root first) and one UserError names the root, how many image
+    and label problems there are and the first one.
     """
     img_files = [Path(f) for f in img_files]
     if not img_files:
@@ -284,12 +329,13 @@ def scan_labels(
         )
     problems = [p for c in checked for p in c.problems]
     if problems:
-        report = _write_report(_report_path(cache), problems)
-        n = len(problems)
+        root = _dataset_root(img_files)
+        summary = _problems_summary(problems, split) + (f" under {root}" if root is not None else "")
+        lines = [p.describe(root) for p in problems]
+        header = summary + ("; paths relative to it" if root is not None else "")
+        report = _write_report(_report_path(cache), header, lines)
         raise UserError(
-            f"{n} problem{'s' if n > 1 else ''} in the {split + ' ' if split else ''}labels of "
-            f"{_split_dir(img_files)}, "
-            f"first: {problems[0]}; all listed in {report}; fix or remove those files"
+            f"{summary}; first: {lines[0]}; all listed in {_shown(report, root)}; fix or remove those files"
         )
     stats = {
         "images": len(checked),

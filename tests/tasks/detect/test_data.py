@@ -135,10 +135,11 @@ def test_scan_reports_every_problem(tmp_path):
         scan_labels(files, nc=3)
     msg = str(info.value)
     report = tmp_path / "labels" / "train.problems.txt"
-    assert msg.startswith(f"8 problems in the labels of {tmp_path / 'images/train'}, first: ")
-    assert f"first: {tmp_path / 'labels/train/a.txt'}:2: class 7 out of range [0, 3)" in msg
-    assert f"all listed in {report}; fix or remove those files" in msg
-    lines = report.read_text().splitlines()
+    assert msg.startswith(f"8 problems in the images (2) and labels (6) under {tmp_path}; first: ")
+    assert "first: labels/train/a.txt:2: class 7 out of range [0, 3)" in msg
+    assert "all listed in labels/train.problems.txt; fix or remove those files" in msg
+    header, *lines = report.read_text().splitlines()
+    assert header == f"# 8 problems in the images (2) and labels (6) under {tmp_path}; paths relative to it"
     expected = [
         "labels/train/a.txt:2: class 7 out of range",
         "labels/train/a.txt:3: coordinate 1.2 outside [0, 1]",
@@ -151,11 +152,39 @@ def test_scan_reports_every_problem(tmp_path):
     ]
     assert len(lines) == len(expected)
     for line, want in zip(lines, expected, strict=True):
-        assert line.startswith(str(tmp_path / want.split(":")[0])) and want in line, (line, want)
+        assert line.startswith(want), (line, want)
     assert not (tmp_path / "labels" / f"train{CACHE_SUFFIX}").exists()  # failed scans are not cached
     # The split's directory (as a DataSpec lists it) is expanded; the split's name goes into the message.
-    with pytest.raises(UserError, match=r"^8 problems in the train labels of "):
+    with pytest.raises(UserError, match=r"^8 problems in the train images \(2\) and labels \(6\) under "):
         scan_labels([tmp_path / "images/train"], nc=3, split="train")
+
+
+def test_scan_problem_lines_name_each_file_once(tmp_path):
+    """An image problem is called one, and each file is named once, relative to the dataset root."""
+    write_image(tmp_path, "train", "a", (32, 32), [(0, 2, 2, 12, 12)])
+    write_image(tmp_path, "train", "d", (32, 32), [(1, 0, 0, 8, 8)], ext="jpg")
+    (tmp_path / "images/train/d.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    with pytest.raises(UserError) as info:
+        scan_labels([tmp_path / "images/train"], nc=3, split="train")
+    msg = str(info.value)
+    assert msg.startswith(f"1 problem in the train images under {tmp_path}; first: images/train/d.jpg: ")
+    assert msg.count(str(tmp_path)) == 1 and msg.count("d.jpg") == 1 and "labels" not in msg.split(";")[0]
+    assert "all listed in labels/train.problems.txt;" in msg
+
+    (tmp_path / "labels/train/a.txt").write_text("5 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(UserError) as info:
+        scan_labels([tmp_path / "images/train"], nc=3, split="val")
+    msg = str(info.value)
+    assert msg.startswith(f"2 problems in the val images (1) and labels (1) under {tmp_path}; first: ")
+    report = (tmp_path / "labels/train.problems.txt").read_text().splitlines()
+    assert (
+        report[0]
+        == f"# 2 problems in the val images (1) and labels (1) under {tmp_path}; paths relative to it"
+    )
+    assert report[1] == "labels/train/a.txt:1: class 5 out of range [0, 3) (the data yaml has 3 names)"
+    assert (
+        report[2].startswith("images/train/d.jpg: cannot read the image (") and report[2].count("d.jpg") == 1
+    )
 
 
 def test_scan_stats_duplicates_and_tolerance(tmp_path):
