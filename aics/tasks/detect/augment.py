@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-from PIL import Image
 
 PAD_VALUE = 114
 
@@ -44,13 +44,12 @@ def box_candidates(
 
 
 def resize_image(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize with Pillow: bilinear when growing, box (area average, like OpenCV's INTER_AREA) when
-    shrinking. Returns a new writable array."""
+    """Resize with OpenCV: bilinear when growing, area average (INTER_AREA) when shrinking. Returns a new
+    writable array."""
     if (width, height) == (img.shape[1], img.shape[0]):
         return img.copy()
     shrink = width * height < img.shape[0] * img.shape[1]
-    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
-    return np.array(Image.fromarray(img).resize((width, height), method))
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def letterbox(
@@ -103,22 +102,32 @@ def augment_hsv(
     """Random hue/saturation/value gains, in place (and returned), YOLOv5 style: each channel multiplied by
     a gain in [1 - g, 1 + g]; hue wraps round the colour circle, saturation and value are clipped.
 
-    YOLOv5 does this in OpenCV's 8-bit HSV (hue 0-179); Pillow's HSV mode (hue 0-255) is the same circle at
-    a finer step, and a multiplicative gain modulo the full circle is the same operation in either scale.
+    As in YOLOv5, in OpenCV's 8-bit HSV (hue 0-179, two degrees a step) with one lookup table per channel.
     """
     if not (hgain or sgain or vgain):
         return img
     r = rng.uniform(-1, 1, 3) * np.array([hgain, sgain, vgain]) + 1
     x = np.arange(256, dtype=np.float64)
-    luts = (
-        ((x * r[0]) % 256).astype(np.uint8),
-        np.clip(x * r[1], 0, 255).astype(np.uint8),
-        np.clip(x * r[2], 0, 255).astype(np.uint8),
-    )
-    channels = Image.fromarray(img, "RGB").convert("HSV").split()
-    hsv = Image.merge("HSV", [c.point(lut.tolist()) for c, lut in zip(channels, luts, strict=True)])
-    img[...] = np.asarray(hsv.convert("RGB"))
+    lut = np.stack([(x * r[0]) % 180, np.clip(x * r[1], 0, 255), np.clip(x * r[2], 0, 255)], axis=1).astype(
+        np.uint8
+    )  # (256, 3): one table per channel
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+    cv2.LUT(hsv, lut.reshape(256, 1, 3), dst=hsv)
+    cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB, dst=img)
     return img
+
+
+def warp(img: np.ndarray, m: np.ndarray, size: tuple[int, int], perspective: bool = False) -> np.ndarray:
+    """``img`` mapped by the 3x3 matrix ``m`` (continuous coordinates, a pixel's centre at +0.5) onto a new
+    image of ``size`` (w, h), bilinear, uncovered pixels PAD_VALUE. ``perspective=False`` uses only the
+    affine part of ``m``."""
+    # OpenCV puts pixel centres at integers: shift by half a pixel on the way in and out.
+    half = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    m_px = np.linalg.inv(half) @ m @ half
+    fill = (PAD_VALUE, PAD_VALUE, PAD_VALUE)
+    if perspective:
+        return cv2.warpPerspective(img, m_px, size, flags=cv2.INTER_LINEAR, borderValue=fill)
+    return cv2.warpAffine(img, m_px[:2], size, flags=cv2.INTER_LINEAR, borderValue=fill)
 
 
 def random_perspective(
@@ -133,11 +142,11 @@ def random_perspective(
     border: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """YOLOv5's random geometric augmentation: one 3x3 matrix (centre, perspective, rotation and scale,
-    shear, translation), the image warped with Pillow, the boxes' corners mapped and re-boxed.
+    shear, translation), the image warped with OpenCV (bilinear), the boxes' corners mapped and re-boxed.
 
     ``targets`` (n, 5) is ``[cls, x1, y1, x2, y2]`` in pixels. The output is ``img`` grown by ``2 * border``
     (h, w) (a negative border crops, as the mosaic does). Boxes are clipped to it and dropped by
-    :func:`box_candidates`. Coordinates are continuous (a pixel's centre at +0.5), as in Pillow.
+    :func:`box_candidates`. Coordinates are continuous (a pixel's centre at +0.5), the boxes' convention.
     """
     height, width = img.shape[0] + 2 * border[0], img.shape[1] + 2 * border[1]
     centre = np.eye(3)
@@ -157,17 +166,7 @@ def random_perspective(
     m = trans @ sh @ rot @ persp @ centre  # applied right to left
 
     if border[0] or border[1] or (m != np.eye(3)).any():
-        inv = np.linalg.inv(m)
-        fill = (PAD_VALUE, PAD_VALUE, PAD_VALUE)
-        pil = Image.fromarray(img)
-        if perspective:
-            inv /= inv[2, 2]
-            coeffs, method = tuple(inv.ravel()[:8]), Image.Transform.PERSPECTIVE
-        else:
-            coeffs, method = tuple(inv[:2].ravel()), Image.Transform.AFFINE
-        img = np.array(
-            pil.transform((width, height), method, coeffs, resample=Image.Resampling.BILINEAR, fillcolor=fill)
-        )
+        img = warp(img, m, (width, height), perspective=bool(perspective))
 
     n = len(targets)
     if n:

@@ -30,6 +30,7 @@ from aics.tasks.detect.augment import (
     letterbox,
     mixup,
     random_perspective,
+    resize_image,
 )
 from aics.tasks.detect.boxes import xywhn2xyxy, xyxy2xywhn
 from aics.tasks.detect.labels import Sample
@@ -156,24 +157,23 @@ class YoloDataset(torch.utils.data.Dataset):
         path = self.samples[i].im_file
         try:
             with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im).convert("RGB")
+                ImageOps.exif_transpose(im, in_place=True)
+                img = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))  # read-only
         except Exception as e:  # the file changed or vanished since the scan
             raise UserError(f"{path}: cannot read the image ({e}); rescan the dataset") from e
-        w0, h0 = im.size
+        h0, w0 = img.shape[:2]
         r = self.img_size / max(h0, w0)
         if r != 1:
             # The long side becomes img_size exactly; the short side is rounded up like YOLOv5 (the epsilon
             # keeps float noise such as 240.00000000000003 from adding a pixel).
             w, h = (max(1, math.ceil(v * r - 1e-6)) for v in (w0, h0))
-            method = Image.Resampling.BILINEAR if r > 1 else Image.Resampling.BOX
-            im = im.resize((w, h), method)
-        img = np.array(im)
+            img = resize_image(img, w, h)
         return img, (h0, w0), img.shape[:2]
 
     def load_image(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
         """Image i as RGB uint8 (h, w, 3) with its long side = img_size, the original (h0, w0) and (h, w).
 
-        A cached image is read-only (shared); copy before changing it.
+        The array may be read-only (a cached image is shared by every item); copy before changing it.
         """
         cached = self._images[i]
         if cached is not None:

@@ -127,12 +127,20 @@ def test_augment_hsv():
     out = augment_hsv(img, np.random.default_rng(5), 0.5, 0.7, 0.4)
     assert out is img
     assert np.abs(img.astype(int) - int(120 * gain)).max() <= 1
-    # Red with a hue gain moves round the colour circle but keeps its brightness.
+    # A hue gain turns the colour round the circle (in 2-degree steps, truncated) and keeps its brightness.
+    # Orange-red at 12 degrees, gain 1.8: 2 * floor(6 * 1.8) = 20 degrees, green = 200 * 20 / 60.
+    assert 1.79 < np.random.default_rng(4).uniform(-1, 1, 3)[0] * 0.9 + 1 < 1.8
     red = np.zeros((2, 2, 3), np.uint8)
-    red[..., 0] = 200
-    red[..., 1] = 40
-    augment_hsv(red, np.random.default_rng(1), 0.9, 0.0, 0.0)
-    assert red.max() == 200 and not (red[..., 1] == 40).all()
+    red[..., 0], red[..., 1] = 200, 40
+    augment_hsv(red, np.random.default_rng(4), 0.9, 0.0, 0.0)
+    assert np.abs(red.astype(int) - [200, 67, 0]).max() <= 1
+    # Past 360 degrees it wraps: pink-red at 348 degrees, gain 1.247: 2 * floor(174 * 1.247 - 180) = 72
+    # degrees, a yellow-green with red = 200 * (120 - 72) / 60.
+    assert 1.24 < np.random.default_rng(0).uniform(-1, 1, 3)[0] * 0.9 + 1 < 1.25
+    pink = np.zeros((2, 2, 3), np.uint8)
+    pink[..., 0], pink[..., 2] = 200, 40
+    augment_hsv(pink, np.random.default_rng(0), 0.9, 0.0, 0.0)
+    assert np.abs(pink.astype(int) - [160, 200, 0]).max() <= 1
 
 
 def test_cutout_and_copy_paste():
