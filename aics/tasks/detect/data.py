@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps
 
 from aics.core.errors import UserError
+from aics.core.loader import EpochBatchSampler
 from aics.tasks.detect.augment import (
     PAD_VALUE,
     augment_hsv,
@@ -64,6 +65,16 @@ def _hyp_dict(hyp: object) -> dict:
     return {**DEFAULT_HYP, **hyp}
 
 
+class EpochIndexBatchSampler(EpochBatchSampler):
+    """EpochBatchSampler's batches as ``(epoch, index)`` pairs, for a YoloDataset loaded by workers that live
+    across epochs: each item's augmentation follows the epoch it is drawn for, not the worker's copy of the
+    dataset."""
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield [(self.epoch, i) for i in batch]
+
+
 class YoloDataset(torch.utils.data.Dataset):
     """Images and labels of one split, letterboxed (val) or augmented (train), as YOLOv5 feeds them.
 
@@ -72,10 +83,11 @@ class YoloDataset(torch.utils.data.Dataset):
     image's index in the batch by :meth:`collate_fn`); ``shapes`` is ``((h0, w0), ((h / h0, w / w0),
     (padw, padh)))`` to map boxes back to the original image, or None for a mosaic.
 
-    All randomness of item i comes from ``np.random.default_rng((seed, epoch, i))``; call
-    :meth:`set_epoch` every epoch (in every worker: the DataLoader forks after it when workers are not
-    persistent). With ``rect`` the samples are sorted by aspect ratio and each batch of ``batch_size``
-    consecutive items gets its own shape: use a sequential sampler with that batch size.
+    All randomness of item i comes from ``np.random.default_rng((seed, epoch, i))``. The epoch is the one
+    of :meth:`set_epoch`, or the item is asked for as ``dataset[(epoch, i)]``: DataLoader workers that live
+    across epochs (persistent) never see a later ``set_epoch``, so :class:`EpochIndexBatchSampler` tells
+    them the epoch with every index. With ``rect`` the samples are sorted by aspect ratio and each batch of
+    ``batch_size`` consecutive items gets its own shape: use a sequential sampler with that batch size.
     """
 
     def __init__(
@@ -226,8 +238,9 @@ class YoloDataset(torch.utils.data.Dataset):
             border=self.mosaic_border,
         )
 
-    def __getitem__(self, i: int):
-        rng = np.random.default_rng((self.seed, self.epoch, i))
+    def __getitem__(self, item: int | tuple[int, int]):
+        epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
+        rng = np.random.default_rng((self.seed, epoch, i))
         hyp = self.hyp
         shapes = None
         if self.mosaic and rng.random() < hyp["mosaic"]:

@@ -36,7 +36,7 @@ from aics.core.stage import done_info, is_done, mark_done
 from aics.core.trainloop import resume, rng_states, save_and_stop, seed_ranks, session
 from aics.tasks.detect.autoanchor import apply_anchors, check_anchors
 from aics.tasks.detect.config import DetectConfig
-from aics.tasks.detect.data import YoloDataset
+from aics.tasks.detect.data import EpochIndexBatchSampler, YoloDataset
 from aics.tasks.detect.dataset_yaml import load_data_yaml
 from aics.tasks.detect.infer import validate, write_results
 from aics.tasks.detect.labels import scan_labels
@@ -258,9 +258,10 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
     )
 
     net = wrap_model(model, ctx)
-    sampler = EpochBatchSampler(
+    sampler = EpochIndexBatchSampler(
         len(train_set), tc.batch_size, shuffle=True, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
     )
+    loader, loader_hyp = None, None  # workers live across epochs; a new loader when the hyp changes
     val_loader = torch.utils.data.DataLoader(
         val_set, batch_size=cfg.val.batch_size, shuffle=False, num_workers=min(cfg.data.workers, 1),
         collate_fn=YoloDataset.collate_fn,
@@ -294,7 +295,12 @@ def _fit(cfg: DetectConfig, exp: Path, ctx: DistContext, weights: Path | None) -
             sampler.set_epoch(epoch, batch_in_epoch)
             net.train()
             sums, taken, t0 = torch.zeros(3, dtype=torch.float64), 0, time.time()
-            loader = build_loader(train_set, sampler, cfg.data.workers, collate_fn=YoloDataset.collate_fn)
+            if loader is None or loader_hyp != train_set.hyp:
+                loader_hyp = dict(train_set.hyp)
+                loader = build_loader(
+                    train_set, sampler, cfg.data.workers, collate_fn=YoloDataset.collate_fn,
+                    persistent_workers=True,
+                )  # fmt: skip
             bar = progress(
                 loader, total=len(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main
             )

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from aics.core.errors import UserError
+from aics.core.loader import EpochBatchSampler, build_loader
 from aics.tasks.detect import labels as L
-from aics.tasks.detect.data import DEFAULT_HYP, YoloDataset
+from aics.tasks.detect.data import DEFAULT_HYP, EpochIndexBatchSampler, YoloDataset
 from aics.tasks.detect.dataset_yaml import image_files, label_path, load_data_yaml
 from aics.tasks.detect.labels import CACHE_SUFFIX, Sample, scan_labels
 from aics.tasks.detect.plots import plot_batch, plot_labels
@@ -302,6 +303,32 @@ def test_same_batches_whatever_the_worker_count(tiny_set):
 
     for (a, ta), (b, tb) in zip(batches(0), batches(2), strict=True):
         assert torch.equal(a, b) and torch.equal(ta, tb)
+
+
+def test_persistent_workers_follow_the_epoch_and_resume_mid_epoch(tiny_set):
+    """One loader whose workers live across epochs gives the batches of a fresh single-process loader per
+    epoch, also when an epoch starts at a later batch (a resumed run)."""
+    ds = YoloDataset(tiny_set, img_size=64, augment=True, hyp=dict(DEFAULT_HYP, **AUG), seed=1)
+
+    def epoch_batches(loader, sampler, epoch, start):
+        ds.set_epoch(epoch)
+        sampler.set_epoch(epoch, start)
+        return [(imgs, targets, paths) for imgs, targets, paths, _ in loader]
+
+    sampler = EpochIndexBatchSampler(len(ds), 3, seed=2)
+    collate = YoloDataset.collate_fn
+    loader = build_loader(ds, sampler, num_workers=2, collate_fn=collate, persistent_workers=True)
+    schedule = [(0, 0), (1, 1), (2, 0)]  # (epoch, first batch)
+    persistent = [epoch_batches(loader, sampler, e, b) for e, b in schedule]
+    assert loader.persistent_workers
+    for (e, b), got in zip(schedule, persistent, strict=True):
+        fresh_sampler = EpochBatchSampler(len(ds), 3, seed=2)
+        fresh = build_loader(ds, fresh_sampler, num_workers=0, collate_fn=collate)
+        want = epoch_batches(fresh, fresh_sampler, e, b)
+        assert len(got) == len(want) == 3 - b
+        for (a, ta, pa), (w, tw, pw) in zip(got, want, strict=True):
+            assert torch.equal(a, w) and torch.equal(ta, tw) and pa == pw
+    assert not torch.equal(persistent[0][0][0], persistent[2][0][0])  # the epochs differ
 
 
 def test_val_item_letterboxed_and_labels_on_objects(tiny_set):
