@@ -108,11 +108,12 @@ def augment_hsv(
         return img
     r = rng.uniform(-1, 1, 3) * np.array([hgain, sgain, vgain]) + 1
     x = np.arange(256, dtype=np.float64)
-    lut = np.stack([(x * r[0]) % 180, np.clip(x * r[1], 0, 255), np.clip(x * r[2], 0, 255)], axis=1).astype(
-        np.uint8
-    )  # (256, 3): one table per channel
+    lut = np.empty((256, 1, 3), np.uint8)  # one table per channel (values truncated, as astype does)
+    lut[:, 0, 0] = (x * r[0]) % 180
+    lut[:, 0, 1] = np.clip(x * r[1], 0, 255)
+    lut[:, 0, 2] = np.clip(x * r[2], 0, 255)
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-    cv2.LUT(hsv, lut.reshape(256, 1, 3), dst=hsv)
+    cv2.LUT(hsv, lut, dst=hsv)
     cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB, dst=img)
     return img
 

@@ -3,10 +3,10 @@ collate function.
 
 The on-disk format is YOLOv5's (:mod:`aics.tasks.detect.dataset_yaml`); the labels come checked from
 :func:`aics.tasks.detect.labels.scan_labels`; the augmentations are in :mod:`aics.tasks.detect.augment`.
-Images are read with Pillow; pixel work is numpy (RGB, uint8, H x W x 3); torch appears only in the tensors
-the Dataset returns. ``YoloDataset`` seeds one ``numpy.random.Generator`` per (seed, epoch, index), so a
-sample does not depend on the worker that loads it or on what was loaded before it: a resumed run sees
-exactly the same batches.
+Images are decoded with OpenCV (Pillow reads their EXIF orientation); pixel work is numpy and OpenCV (RGB,
+uint8, H x W x 3); torch appears only in the tensors the Dataset returns. ``YoloDataset`` seeds one
+``numpy.random.Generator`` per (seed, epoch, index), so a sample does not depend on the worker that loads it
+or on what was loaded before it: a resumed run sees exactly the same batches.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps
@@ -34,7 +35,7 @@ from aics.tasks.detect.augment import (
     resize_image,
 )
 from aics.tasks.detect.boxes import xywhn2xyxy, xyxy2xywhn
-from aics.tasks.detect.labels import Sample
+from aics.tasks.detect.labels import EXIF_ORIENTATION, Sample
 
 # YOLOv5's hyp.scratch-low augmentation values; ``cutout`` is ours (off by default).
 DEFAULT_HYP = {
@@ -63,6 +64,34 @@ def _hyp_dict(hyp: object) -> dict:
     if not isinstance(hyp, Mapping):
         raise TypeError(f"hyp must be a mapping or a dataclass, not {type(hyp).__name__}")
     return {**DEFAULT_HYP, **hyp}
+
+
+def _upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    """``img`` (h, w, c) as an EXIF orientation (1-8) says to show it: 5-8 are a transpose followed by the
+    flips of 1-4."""
+    if orientation in (5, 6, 7, 8):
+        img = img.transpose(1, 0, 2)
+        orientation -= 4
+    if orientation in (2, 3):
+        img = img[:, ::-1]
+    if orientation in (3, 4):
+        img = img[::-1]
+    return np.ascontiguousarray(img)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as RGB uint8 (h, w, 3), upright by its EXIF orientation (as the label scan measures
+    it), read-only. OpenCV decodes (faster than Pillow, straight into an array); Pillow reads the
+    orientation, and decodes the rare file OpenCV cannot."""
+    with Image.open(path) as im:
+        orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+        bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is None:
+            ImageOps.exif_transpose(im, in_place=True)
+            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+    rgb = cv2.cvtColor(_upright(bgr, orientation if orientation in range(1, 9) else 1), cv2.COLOR_BGR2RGB)
+    rgb.setflags(write=False)
+    return rgb
 
 
 class EpochIndexBatchSampler(EpochBatchSampler):
@@ -168,9 +197,7 @@ class YoloDataset(torch.utils.data.Dataset):
     def _read_resized(self, i: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
         path = self.samples[i].im_file
         try:
-            with Image.open(path) as im:
-                ImageOps.exif_transpose(im, in_place=True)
-                img = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))  # read-only
+            img = read_image(path)
         except Exception as e:  # the file changed or vanished since the scan
             raise UserError(f"{path}: cannot read the image ({e}); rescan the dataset") from e
         h0, w0 = img.shape[:2]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.tasks.detect import labels as L
-from aics.tasks.detect.data import DEFAULT_HYP, EpochIndexBatchSampler, YoloDataset
+from aics.tasks.detect.data import DEFAULT_HYP, EpochIndexBatchSampler, YoloDataset, read_image
 from aics.tasks.detect.dataset_yaml import image_files, label_path, load_data_yaml
 from aics.tasks.detect.labels import CACHE_SUFFIX, Sample, scan_labels
 from aics.tasks.detect.plots import plot_batch, plot_labels
@@ -249,6 +250,27 @@ def test_scan_cache_reused_and_invalidated(tmp_path, monkeypatch):
 
 
 AUG = {"degrees": 5.0, "shear": 2.0, "mixup": 0.5, "flipud": 0.5, "copy_paste": 0.5, "cutout": 0.3}
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_read_image_turns_images_upright_like_pillow(tmp_path, monkeypatch, ext):
+    """Every EXIF orientation gives Pillow's exif_transpose pixels and the shape the label scan records,
+    decoded by OpenCV or (when OpenCV cannot) by Pillow."""
+    base = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        path = tmp_path / f"images/train/o{orientation}.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(base).save(path, exif=exif)
+        with Image.open(path) as im:
+            want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        got = read_image(path)
+        assert got.shape == want.shape and np.array_equal(got, want), orientation
+        assert scan_labels([path], nc=1, use_cache=False).samples[0].shape == (got.shape[1], got.shape[0])
+        with monkeypatch.context() as m:
+            m.setattr(cv2, "imdecode", lambda *args: None)
+            assert np.array_equal(read_image(path), want), orientation
 
 
 def test_mosaic_shape_and_labels(tiny_set):
