@@ -66,6 +66,13 @@ def _hyp_dict(hyp: object) -> dict:
     return {**DEFAULT_HYP, **hyp}
 
 
+def sequential_opencv() -> None:
+    """Turn off OpenCV's thread pool in this process (YOLOv5 does too): on images this small it costs more
+    CPU than it saves, and the DataLoader's workers (or the cache's threads) are the parallelism."""
+    if cv2.getNumThreads() != 1:  # 1 is what OpenCV reports once its threads are off
+        cv2.setNumThreads(0)
+
+
 def _upright(img: np.ndarray, orientation: int) -> np.ndarray:
     """``img`` (h, w, c) as an EXIF orientation (1-8) says to show it: 5-8 are a transpose followed by the
     flips of 1-4."""
@@ -150,6 +157,7 @@ class YoloDataset(torch.utils.data.Dataset):
             self._make_rect_batches()
         self._images: list[np.ndarray | None] = [None] * len(self.samples)
         if cache_images and self.samples:
+            sequential_opencv()
             with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
                 for i, (img, _, _) in enumerate(pool.map(self._read_resized, range(len(self.samples)))):
                     img.setflags(write=False)  # shared by every item: augmentations must copy
@@ -266,6 +274,7 @@ class YoloDataset(torch.utils.data.Dataset):
         )
 
     def __getitem__(self, item: int | tuple[int, int]):
+        sequential_opencv()
         epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
         rng = np.random.default_rng((self.seed, epoch, i))
         hyp = self.hyp
