@@ -204,6 +204,76 @@ def detect_speed(steps: int = 6, batch: int = 8) -> dict:
     return out
 
 
+def _shapes_set(out: Path, train_images: int, imgsz: int) -> Path:
+    """An offline shapes dataset (``aics detect synth``) in ``out``; returns its data yaml."""
+    subprocess.run(
+        [sys.executable, "-m", "aics", "detect", "synth", "--out", str(out),
+         "--train-images", str(train_images), "--val-images", "32", "--imgsz", str(imgsz), "--seed", "0"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return out / "data.yaml"
+
+
+def detect_data_speed(train_images: int = 200, repeats: int = 3) -> dict:
+    """The training data pipeline alone: ms per item of the train YoloDataset (mosaic, random_perspective,
+    HSV and flips with the default hyp) at 320 and 640 px, images cached in RAM (the default) and read from
+    disk, on 200 shapes images of up to 640 px. Median of ``repeats`` passes over the set."""
+    import shutil
+    import tempfile
+
+    from aics.tasks.detect.data import YoloDataset
+    from aics.tasks.detect.dataset_yaml import load_data_yaml
+    from aics.tasks.detect.labels import scan_labels
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-detect-data-"))
+    try:
+        spec = load_data_yaml(_shapes_set(work / "shapes", train_images, 640))
+        samples = scan_labels(spec.train, spec.nc).samples
+        out = {}
+        for imgsz in (320, 640):
+            for cached in (True, False):
+                ds = YoloDataset(samples, img_size=imgsz, augment=True, seed=0, cache_images=cached)
+                times = []
+                for epoch in range(repeats + 1):
+                    ds.set_epoch(epoch)
+                    t = time.perf_counter()
+                    for i in range(len(ds)):
+                        ds[i]
+                    times.append((time.perf_counter() - t) / len(ds) * 1e3)
+                key = f"{imgsz}px_{'cached' if cached else 'from_disk'}_ms_per_item"
+                out[key] = round(statistics.median(times[1:]), 3)  # the first pass warms the file cache
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def detect_epoch_speed(train_images: int = 200, epochs: int = 2) -> dict:
+    """yolov5n training from scratch on 200 shapes images at 320 px (batch 16, 2 workers, images cached,
+    validation only after the last epoch, no plots): seconds per training epoch as the trainer counts them
+    (data loading, forward, backward, steps; validation excluded), and images/s."""
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-detect-epoch-"))
+    try:
+        data = _shapes_set(work / "shapes", train_images, 320)
+        exp = work / "exp"
+        subprocess.run(
+            [sys.executable, "-m", "aics", "detect", "train", "--data", str(data), "--exp", str(exp),
+             "--set", f"train.epochs={epochs}", "--set", f"train.val_every={epochs}",
+             "--set", "train.plots=false", "--set", "train.autoanchor=false"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        done = json.loads((exp / ".done").read_text())
+        return {
+            "epochs": epochs,
+            "train_s_per_epoch": round(done["train_seconds"] / epochs, 2),
+            "images_per_s": done["images_per_s"],
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def detect_quality(minutes: float = 20.0) -> dict:
     """yolov5n from scratch on the offline shapes set (recipe stages 0 to 2 with conf/base.yaml): the best
     mAP its validation reached within ``minutes`` of wall time from the start of the recipe (goal: mAP@0.5
@@ -244,6 +314,8 @@ BENCHES = {
     "lm_train_speed": lm_train_speed,
     "lm_matched_speed": lm_matched_speed,
     "detect_speed": detect_speed,
+    "detect_data_speed": detect_data_speed,
+    "detect_epoch_speed": detect_epoch_speed,
     "detect_quality": detect_quality,
 }
 

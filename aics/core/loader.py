@@ -71,12 +71,18 @@ def build_loader(
     num_workers: int = 0,
     collate_fn: Callable | None = None,
     pin_memory: bool = False,
+    persistent_workers: bool = False,
 ) -> DataLoader:
     """A DataLoader for the sampler's current epoch; build one per epoch.
 
     Worker seeds come from a generator seeded by (seed, epoch), never from the global RNG, so creating the
     loader does not disturb the training RNG. Exact mid-epoch resume with ``num_workers > 0`` needs any
     per-sample randomness to be seeded from the sample index and epoch, not from the worker's RNG.
+
+    With ``persistent_workers`` (and ``num_workers > 0``) build it once instead and iterate it again after
+    each ``sampler.set_epoch``: the workers then live across epochs. They keep the copy of the dataset they
+    started with, so nothing set on the dataset afterwards (its epoch, say) reaches them: the sampler's
+    batches must carry what changes per epoch (for instance ``(epoch, index)`` pairs).
     """
     g = torch.Generator().manual_seed(epoch_seed(sampler.seed, 1_000_000 + sampler.epoch))
     return DataLoader(
@@ -86,5 +92,5 @@ def build_loader(
         collate_fn=collate_fn,
         pin_memory=pin_memory,
         generator=g,
-        persistent_workers=False,
+        persistent_workers=persistent_workers and num_workers > 0,
     )

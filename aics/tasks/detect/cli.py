@@ -129,7 +129,7 @@ def predict(ckpt, source, data, split, out, imgsz, conf_thres, iou_thres, max_de
 
     sources = list(source)
     if data:
-        from aics.tasks.detect.data import load_data_yaml
+        from aics.tasks.detect.dataset_yaml import load_data_yaml
 
         sources += getattr(load_data_yaml(data), split)
     if not sources:

@@ -215,7 +215,9 @@ def val(
 ) -> dict:
     """``aics detect val``: scores.json, per-class table, PR/F1 curves, confusion matrix, COCO json."""
     from aics.tasks.detect.config import ValConfig
-    from aics.tasks.detect.data import YoloDataset, load_data_yaml, scan_labels
+    from aics.tasks.detect.data import YoloDataset
+    from aics.tasks.detect.dataset_yaml import load_data_yaml
+    from aics.tasks.detect.labels import scan_labels
 
     out = Path(out)
     dev = pick_device(device)
@@ -277,7 +279,7 @@ def val_report(scores: dict) -> str:
 
 def image_sources(sources: list[str | Path]) -> list[Path]:
     """The images named on the command line: image files, folders (searched recursively), .txt lists."""
-    from aics.tasks.detect.data import image_files
+    from aics.tasks.detect.dataset_yaml import image_files
 
     for src in map(Path, sources):
         if not src.exists():
@@ -291,7 +293,7 @@ def draw_detections(image, det: np.ndarray, names: list[str]):
 
     image = image.copy()
     draw = ImageDraw.Draw(image)
-    from aics.tasks.detect.data import class_color
+    from aics.tasks.detect.plots import class_color
 
     width = max(1, round(sum(image.size) / 400))
     for x1, y1, x2, y2, conf, cls in det.tolist():
@@ -321,7 +323,7 @@ def predict(
     confidences (``<out>/labels/<stem>.txt``) and ``<out>/predictions.json`` (boxes in image pixels)."""
     from PIL import Image, ImageOps
 
-    from aics.tasks.detect.data import letterbox
+    from aics.tasks.detect.augment import letterbox
 
     out = Path(out)
     dev = pick_device(device)
@@ -421,7 +423,9 @@ def describe(ckpt: str | Path) -> dict:
 
 def check_dataset(data_yaml: str | Path, out: str | Path) -> dict:
     """``aics detect check``: scan (and cache) every split, report all label problems, plot the labels."""
-    from aics.tasks.detect.data import load_data_yaml, plot_labels, scan_labels
+    from aics.tasks.detect.dataset_yaml import load_data_yaml
+    from aics.tasks.detect.labels import scan_labels
+    from aics.tasks.detect.plots import plot_labels
 
     spec, out = load_data_yaml(data_yaml), Path(out)
     summary = {}

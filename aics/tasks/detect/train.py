@@ -44,11 +44,14 @@ from aics.core.trainloop import (
 )
 from aics.tasks.detect.autoanchor import apply_anchors, check_anchors
 from aics.tasks.detect.config import DetectConfig
-from aics.tasks.detect.data import YoloDataset, load_data_yaml, plot_batch, plot_labels, scan_labels
+from aics.tasks.detect.data import EpochIndexBatchSampler, YoloDataset
+from aics.tasks.detect.dataset_yaml import load_data_yaml
 from aics.tasks.detect.infer import validate, write_results
+from aics.tasks.detect.labels import scan_labels
 from aics.tasks.detect.loss import YoloLoss, hyp_for_model
 from aics.tasks.detect.metrics import fitness
 from aics.tasks.detect.model import DetectionModel, build_model, count_parameters, load_description
+from aics.tasks.detect.plots import plot_batch, plot_labels
 
 TASK = "detect"
 LOSS_KEYS = ("box", "obj", "cls")
@@ -271,9 +274,10 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
     )
 
     net = wrap_model(model, ctx)
-    sampler = EpochBatchSampler(
+    sampler = EpochIndexBatchSampler(
         len(train_set), tc.batch_size, shuffle=True, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
     )
+    loader, loader_hyp = None, None  # workers live across epochs; a new loader when the hyp changes
     val_loader = torch.utils.data.DataLoader(
         val_set, batch_size=cfg.val.batch_size, shuffle=False, num_workers=min(cfg.data.workers, 1),
         collate_fn=YoloDataset.collate_fn,
@@ -307,7 +311,12 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
             sampler.set_epoch(epoch, batch_in_epoch)
             net.train()
             meter.start()
-            loader = build_loader(train_set, sampler, cfg.data.workers, collate_fn=YoloDataset.collate_fn)
+            if loader is None or loader_hyp != train_set.hyp:
+                loader_hyp = dict(train_set.hyp)
+                loader = build_loader(
+                    train_set, sampler, cfg.data.workers, collate_fn=YoloDataset.collate_fn,
+                    persistent_workers=True,
+                )  # fmt: skip
             bar = progress(
                 loader, total=len(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main
             )

@@ -1,30 +1,23 @@
-"""YOLO-format data: yaml, label validation and cache, letterbox, augmentation, the Dataset."""
+"""YOLO-format data: the dataset yaml, label validation and cache, the Dataset, the plots."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from aics.core.errors import UserError
-from aics.tasks.detect import data as D
-from aics.tasks.detect.data import (
-    YoloDataset,
-    augment_hsv,
-    copy_paste,
-    cutout,
-    image_files,
-    label_path,
-    letterbox,
-    load_data_yaml,
-    plot_batch,
-    plot_labels,
-    random_perspective,
-    scan_labels,
-)
+from aics.core.loader import EpochBatchSampler, build_loader
+from aics.tasks.detect import labels as L
+from aics.tasks.detect.data import DEFAULT_HYP, EpochIndexBatchSampler, YoloDataset, read_image
+from aics.tasks.detect.dataset_yaml import image_files, label_path, load_data_yaml
+from aics.tasks.detect.labels import CACHE_SUFFIX, Sample, scan_labels
+from aics.tasks.detect.plots import plot_batch, plot_labels
 
 BG = 100  # grey background of the hand-made images
 CLASS_COLORS = [(250, 0, 0), (0, 250, 0), (0, 0, 250)]
@@ -113,10 +106,10 @@ def test_image_files_and_label_path(tmp_path):
     with pytest.raises(UserError, match="not found"):
         image_files(tmp_path / "nope")
     sep = os.sep
-    assert label_path(f"{sep}d{sep}images{sep}x{sep}images{sep}v{sep}a.b.jpg") == D.Path(
+    assert label_path(f"{sep}d{sep}images{sep}x{sep}images{sep}v{sep}a.b.jpg") == Path(
         f"{sep}d{sep}images{sep}x{sep}labels{sep}v{sep}a.b.txt"
     )
-    assert label_path(f"{sep}d{sep}pics{sep}a.png") == D.Path(f"{sep}d{sep}pics{sep}a.txt")
+    assert label_path(f"{sep}d{sep}pics{sep}a.png") == Path(f"{sep}d{sep}pics{sep}a.txt")
 
 
 # ---- label validation and cache ----
@@ -144,10 +137,11 @@ def test_scan_reports_every_problem(tmp_path):
         scan_labels(files, nc=3)
     msg = str(info.value)
     report = tmp_path / "labels" / "train.problems.txt"
-    assert msg.startswith(f"8 problems in the labels of {tmp_path / 'images/train'}, first: ")
-    assert f"first: {tmp_path / 'labels/train/a.txt'}:2: class 7 out of range [0, 3)" in msg
-    assert f"all listed in {report}; fix or remove those files" in msg
-    lines = report.read_text().splitlines()
+    assert msg.startswith(f"8 problems in the images (2) and labels (6) under {tmp_path}; first: ")
+    assert "first: labels/train/a.txt:2: class 7 out of range [0, 3)" in msg
+    assert "all listed in labels/train.problems.txt; fix or remove those files" in msg
+    header, *lines = report.read_text().splitlines()
+    assert header == f"# 8 problems in the images (2) and labels (6) under {tmp_path}; paths relative to it"
     expected = [
         "labels/train/a.txt:2: class 7 out of range",
         "labels/train/a.txt:3: coordinate 1.2 outside [0, 1]",
@@ -160,11 +154,39 @@ def test_scan_reports_every_problem(tmp_path):
     ]
     assert len(lines) == len(expected)
     for line, want in zip(lines, expected, strict=True):
-        assert line.startswith(str(tmp_path / want.split(":")[0])) and want in line, (line, want)
-    assert not (tmp_path / "labels" / f"train{D.CACHE_SUFFIX}").exists()  # failed scans are not cached
+        assert line.startswith(want), (line, want)
+    assert not (tmp_path / "labels" / f"train{CACHE_SUFFIX}").exists()  # failed scans are not cached
     # The split's directory (as a DataSpec lists it) is expanded; the split's name goes into the message.
-    with pytest.raises(UserError, match=r"^8 problems in the train labels of "):
+    with pytest.raises(UserError, match=r"^8 problems in the train images \(2\) and labels \(6\) under "):
         scan_labels([tmp_path / "images/train"], nc=3, split="train")
+
+
+def test_scan_problem_lines_name_each_file_once(tmp_path):
+    """An image problem is called one, and each file is named once, relative to the dataset root."""
+    write_image(tmp_path, "train", "a", (32, 32), [(0, 2, 2, 12, 12)])
+    write_image(tmp_path, "train", "d", (32, 32), [(1, 0, 0, 8, 8)], ext="jpg")
+    (tmp_path / "images/train/d.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    with pytest.raises(UserError) as info:
+        scan_labels([tmp_path / "images/train"], nc=3, split="train")
+    msg = str(info.value)
+    assert msg.startswith(f"1 problem in the train images under {tmp_path}; first: images/train/d.jpg: ")
+    assert msg.count(str(tmp_path)) == 1 and msg.count("d.jpg") == 1 and "labels" not in msg.split(";")[0]
+    assert "all listed in labels/train.problems.txt;" in msg
+
+    (tmp_path / "labels/train/a.txt").write_text("5 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(UserError) as info:
+        scan_labels([tmp_path / "images/train"], nc=3, split="val")
+    msg = str(info.value)
+    assert msg.startswith(f"2 problems in the val images (1) and labels (1) under {tmp_path}; first: ")
+    report = (tmp_path / "labels/train.problems.txt").read_text().splitlines()
+    assert (
+        report[0]
+        == f"# 2 problems in the val images (1) and labels (1) under {tmp_path}; paths relative to it"
+    )
+    assert report[1] == "labels/train/a.txt:1: class 5 out of range [0, 3) (the data yaml has 3 names)"
+    assert (
+        report[2].startswith("images/train/d.jpg: cannot read the image (") and report[2].count("d.jpg") == 1
+    )
 
 
 def test_scan_stats_duplicates_and_tolerance(tmp_path):
@@ -189,7 +211,7 @@ def test_scan_cache_reused_and_invalidated(tmp_path, monkeypatch):
     write_image(tmp_path, "train", "b", (48, 32), [(1, 4, 4, 20, 30), (2, 30, 1, 47, 9)])
     files = image_files(tmp_path / "images/train")
     first = scan_labels(files, nc=3)
-    cache = tmp_path / "labels" / f"train{D.CACHE_SUFFIX}"
+    cache = tmp_path / "labels" / f"train{CACHE_SUFFIX}"
     assert cache.is_file() and first.cache_path == cache and not first.from_cache
     with np.load(cache, allow_pickle=False) as z:  # plain arrays, no pickled objects
         assert z["labels"].shape == (3, 5)
@@ -197,7 +219,7 @@ def test_scan_cache_reused_and_invalidated(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the cache should make opening images unnecessary")
 
-    monkeypatch.setattr(D.Image, "open", refuse)
+    monkeypatch.setattr(L.Image, "open", refuse)
     again = scan_labels(files, nc=3)
     assert again.from_cache and again.stats == first.stats
     for s, t in zip(first.samples, again.samples, strict=True):
@@ -224,155 +246,31 @@ def test_scan_cache_reused_and_invalidated(tmp_path, monkeypatch):
     assert not scan_labels(files, nc=3).from_cache
 
 
-# ---- letterbox ----
-
-
-def test_letterbox_hand_examples():
-    img = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    out, ratio, pad = letterbox(img, 640, auto=False)
-    assert out.shape == (640, 640, 3) and ratio == (1.0, 1.0) and pad == (0.0, 80.0)
-    assert (out[:80] == 114).all() and (out[560:] == 114).all()
-    np.testing.assert_array_equal(out[80:560], img)
-
-    out, ratio, pad = letterbox(img, 640, auto=True)
-    assert out.shape == (480, 640, 3) and pad == (0.0, 0.0)
-    np.testing.assert_array_equal(out, img)
-    assert out is not img  # always a fresh array (callers augment it in place)
-
-    tall = np.zeros((500, 375, 3), np.uint8)
-    out, ratio, pad = letterbox(tall, 320, auto=True)  # r = 0.64: 240 x 320, width padded to 256
-    assert out.shape == (320, 256, 3) and ratio == (0.64, 0.64) and pad == (8.0, 0.0)
-    out, _, pad = letterbox(tall, 320, auto=False)
-    assert out.shape == (320, 320, 3) and pad == (40.0, 0.0)
-
-    odd = np.zeros((10, 7, 3), np.uint8)  # r = 1.6: 11 x 16, 5 columns of padding split 2 | 3
-    out, ratio, pad = letterbox(odd, 16, auto=False)
-    assert out.shape == (16, 16, 3) and pad == (2.5, 0.0)
-    assert (out[:, :2] == 114).all() and (out[:, 13:] == 114).all() and (out[:, 2:13] == 0).all()
-
-    small = np.full((100, 200, 3), 7, np.uint8)
-    out, ratio, pad = letterbox(small, 640, auto=False, scaleup=False)  # no upscaling
-    assert out.shape == (640, 640, 3) and ratio == (1.0, 1.0) and pad == (220.0, 270.0)
-    np.testing.assert_array_equal(out[270:370, 220:420], small)
-    out, ratio, pad = letterbox(small, 640, auto=True, scaleup=False)
-    assert out.shape == (128, 224, 3) and pad == (12.0, 14.0)  # 440 % 32 = 24, 540 % 32 = 28
-
-    out, ratio, pad = letterbox(small, (64, 64), auto=False, scale_fill=True)
-    assert out.shape == (64, 64, 3) and ratio == (0.32, 0.64) and pad == (0.0, 0.0)
-
-    out, ratio, pad = letterbox(img, (320, 480), auto=False)  # (h, w); r = 2/3: 427 x 320
-    assert out.shape == (320, 480, 3) and pad == (26.5, 0.0)
-    assert (out[:, :26] == 114).all() and (out[:, 453:] == 114).all()
-
-
-def test_resize_is_area_average_when_shrinking():
-    img = np.zeros((4, 4, 3), np.uint8)
-    img[:2, :2] = 200
-    img[0, 0] = 40
-    out = D.resize_image(img, 2, 2)
-    assert out[0, 0, 0] == 160 and out[1, 1, 0] == 0  # (40 + 3 * 200) / 4
-
-
-# ---- augmentation ----
-
-
-class FixedDraws:
-    """Stands in for a Generator in random_perspective: returns the given values of uniform() in turn."""
-
-    def __init__(self, values):
-        self.values = iter(values)
-
-    def uniform(self, low, high):
-        v = next(self.values)
-        assert low <= v <= high
-        return v
-
-
-def test_random_perspective_identity_keeps_image_and_boxes():
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
-    targets = np.array([[0, 10, 10, 30, 40], [2, 50.5, 5.25, 79, 59]])
-    out, t = random_perspective(img, targets, rng, degrees=0, translate=0, scale=0, shear=0, perspective=0)
-    np.testing.assert_array_equal(out, img)
-    np.testing.assert_array_equal(t, targets)
-
-
-def test_random_perspective_translation_is_exact():
-    img = np.random.default_rng(1).integers(0, 256, (100, 100, 3), dtype=np.uint8)
-    targets = np.array([[1, 20.0, 30.0, 50.0, 70.0], [0, 95.0, 10.0, 100.0, 40.0], [2, 0.0, 0.0, 30.0, 8.0]])
-    # perspective x, y; angle; scale; shear x, y; translation x, y (as fractions of the size)
-    rng = FixedDraws([0, 0, 0, 1, 0, 0, 0.6, 0.45])
-    out, t = random_perspective(img, targets, rng, degrees=0, translate=0.2, scale=0, shear=0)
-    # The image moved 10 px right and 5 px up; uncovered pixels are 114.
-    np.testing.assert_array_equal(out[:95, 10:], img[5:, :90])
-    assert (out[:, :10] == 114).all() and (out[95:] == 114).all()
-    # Box 0 moved; box 1 left the image (clipped to 0 px wide: dropped); box 2 was clipped at the top.
-    np.testing.assert_array_equal(t, [[1, 30.0, 25.0, 60.0, 65.0], [2, 10.0, 0.0, 40.0, 3.0]])
-
-
-def test_random_perspective_quarter_turn():
-    img = np.random.default_rng(2).integers(0, 256, (100, 100, 3), dtype=np.uint8)
-    targets = np.array([[0, 10.0, 20.0, 30.0, 60.0]])
-    rng = FixedDraws([0, 0, 90.0, 1, 0, 0, 0.5, 0.5])
-    out, t = random_perspective(img, targets, rng, degrees=90, translate=0, scale=0, shear=0)
-    assert np.abs(out.astype(int) - np.rot90(img).astype(int)).max() <= 1  # counter-clockwise on screen
-    np.testing.assert_allclose(t, [[0, 20.0, 70.0, 60.0, 90.0]], atol=1e-9)
-
-
-def test_random_perspective_with_perspective_and_border():
-    rng = np.random.default_rng(3)
-    img = np.full((128, 128, 3), 50, np.uint8)
-    targets = np.array([[0, 40.0, 40.0, 90.0, 90.0]])
-    out, t = random_perspective(img, targets, rng, 5, 0.1, 0.2, 5, 0.0005, border=(-32, -32))
-    assert out.shape == (64, 64, 3)
-    assert ((t[:, 1:] >= 0) & (t[:, 1:] <= 64)).all()
-
-
-def test_augment_hsv():
-    img = np.full((4, 4, 3), 120, np.uint8)
-    before = img.copy()
-    augment_hsv(img, np.random.default_rng(0), 0.0, 0.0, 0.0)
-    np.testing.assert_array_equal(img, before)
-    # Grey has no hue or saturation: only the value gain acts, and it is the third draw.
-    gain = np.random.default_rng(5).uniform(-1, 1, 3)[2] * 0.4 + 1
-    out = augment_hsv(img, np.random.default_rng(5), 0.5, 0.7, 0.4)
-    assert out is img
-    assert np.abs(img.astype(int) - int(120 * gain)).max() <= 1
-    # Red with a hue gain moves round the colour circle but keeps its brightness.
-    red = np.zeros((2, 2, 3), np.uint8)
-    red[..., 0] = 200
-    red[..., 1] = 40
-    augment_hsv(red, np.random.default_rng(1), 0.9, 0.0, 0.0)
-    assert red.max() == 200 and not (red[..., 1] == 40).all()
-
-
-def test_cutout_and_copy_paste():
-    rng = np.random.default_rng(0)
-    img = np.full((100, 100, 3), 10, np.uint8)
-    img[10:30, 5:25] = 200
-    labels = np.array([[3, 5.0, 10.0, 25.0, 30.0]])
-    out, lb = copy_paste(img.copy(), labels, rng, p=1.0)
-    np.testing.assert_array_equal(lb, [[3, 5, 10, 25, 30], [3, 75, 10, 95, 30]])
-    assert (out[10:30, 75:95] == 200).all() and (out[10:30, 5:25] == 200).all()
-    centred = np.array([[1, 40.0, 40.0, 60.0, 60.0]])  # its mirror overlaps itself: not pasted
-    _, lb = copy_paste(img.copy(), centred, rng, p=1.0)
-    assert len(lb) == 1
-    touching = np.array(
-        [[1, 5.0, 10.0, 25.0, 30.0], [2, 20.0, 25.0, 30.0, 40.0]]
-    )  # copies would cut the other
-    out, lb = copy_paste(img.copy(), touching, rng, p=1.0)
-    assert len(lb) == 2 and (out == img).all()
-    many = np.array([[k % 3, x, x, x + 8.0, x + 8.0] for k, x in enumerate(range(0, 90, 10))])
-    cut = img.copy()
-    kept = cutout(cut, many, np.random.default_rng(1))
-    assert len(kept) <= len(many) and (cut != img).any()
-    assert all(any((row == m).all() for m in many) for row in kept)
-
-
 # ---- Dataset ----
 
 
 AUG = {"degrees": 5.0, "shear": 2.0, "mixup": 0.5, "flipud": 0.5, "copy_paste": 0.5, "cutout": 0.3}
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_read_image_turns_images_upright_like_pillow(tmp_path, monkeypatch, ext):
+    """Every EXIF orientation gives Pillow's exif_transpose pixels and the shape the label scan records,
+    decoded by OpenCV or (when OpenCV cannot) by Pillow."""
+    base = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        path = tmp_path / f"images/train/o{orientation}.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(base).save(path, exif=exif)
+        with Image.open(path) as im:
+            want = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        got = read_image(path)
+        assert got.shape == want.shape and np.array_equal(got, want), orientation
+        assert scan_labels([path], nc=1, use_cache=False).samples[0].shape == (got.shape[1], got.shape[0])
+        with monkeypatch.context() as m:
+            m.setattr(cv2, "imdecode", lambda *args: None)
+            assert np.array_equal(read_image(path), want), orientation
 
 
 def test_mosaic_shape_and_labels(tiny_set):
@@ -393,7 +291,7 @@ def test_mosaic_shape_and_labels(tiny_set):
 
 
 def test_getitem_deterministic_by_seed_epoch_index(tiny_set):
-    hyp = dict(D.DEFAULT_HYP, **AUG)
+    hyp = dict(DEFAULT_HYP, **AUG)
     a = YoloDataset(tiny_set, img_size=64, augment=True, hyp=hyp, seed=3)
     b = YoloDataset(tiny_set, img_size=64, augment=True, hyp=hyp, seed=3, cache_images=True)
     for ds in (a, b):
@@ -416,7 +314,7 @@ def test_getitem_deterministic_by_seed_epoch_index(tiny_set):
 
 
 def test_same_batches_whatever_the_worker_count(tiny_set):
-    ds = YoloDataset(tiny_set, img_size=64, augment=True, hyp=dict(D.DEFAULT_HYP, **AUG), seed=1)
+    ds = YoloDataset(tiny_set, img_size=64, augment=True, hyp=dict(DEFAULT_HYP, **AUG), seed=1)
     ds.set_epoch(4)
 
     def batches(workers):
@@ -427,6 +325,32 @@ def test_same_batches_whatever_the_worker_count(tiny_set):
 
     for (a, ta), (b, tb) in zip(batches(0), batches(2), strict=True):
         assert torch.equal(a, b) and torch.equal(ta, tb)
+
+
+def test_persistent_workers_follow_the_epoch_and_resume_mid_epoch(tiny_set):
+    """One loader whose workers live across epochs gives the batches of a fresh single-process loader per
+    epoch, also when an epoch starts at a later batch (a resumed run)."""
+    ds = YoloDataset(tiny_set, img_size=64, augment=True, hyp=dict(DEFAULT_HYP, **AUG), seed=1)
+
+    def epoch_batches(loader, sampler, epoch, start):
+        ds.set_epoch(epoch)
+        sampler.set_epoch(epoch, start)
+        return [(imgs, targets, paths) for imgs, targets, paths, _ in loader]
+
+    sampler = EpochIndexBatchSampler(len(ds), 3, seed=2)
+    collate = YoloDataset.collate_fn
+    loader = build_loader(ds, sampler, num_workers=2, collate_fn=collate, persistent_workers=True)
+    schedule = [(0, 0), (1, 1), (2, 0)]  # (epoch, first batch)
+    persistent = [epoch_batches(loader, sampler, e, b) for e, b in schedule]
+    assert loader.persistent_workers
+    for (e, b), got in zip(schedule, persistent, strict=True):
+        fresh_sampler = EpochBatchSampler(len(ds), 3, seed=2)
+        fresh = build_loader(ds, fresh_sampler, num_workers=0, collate_fn=collate)
+        want = epoch_batches(fresh, fresh_sampler, e, b)
+        assert len(got) == len(want) == 3 - b
+        for (a, ta, pa), (w, tw, pw) in zip(got, want, strict=True):
+            assert torch.equal(a, w) and torch.equal(ta, tw) and pa == pw
+    assert not torch.equal(persistent[0][0][0], persistent[2][0][0])  # the epochs differ
 
 
 def test_val_item_letterboxed_and_labels_on_objects(tiny_set):
@@ -470,7 +394,7 @@ def test_collate_sets_batch_index(tiny_set):
 
 def test_rect_batch_shapes(tmp_path):
     sizes = [(100, 50), (100, 75), (100, 100), (50, 100), (80, 128), (100, 60)]  # (w, h)
-    samples = [D.Sample(tmp_path / f"{k}.png", np.zeros((0, 5), np.float32), s) for k, s in enumerate(sizes)]
+    samples = [Sample(tmp_path / f"{k}.png", np.zeros((0, 5), np.float32), s) for k, s in enumerate(sizes)]
     ds = YoloDataset(samples, img_size=128, batch_size=2, rect=True, stride=32)
     assert [s.shape for s in ds.samples] == [
         (100, 50),

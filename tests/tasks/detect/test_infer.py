@@ -8,8 +8,10 @@ from PIL import Image
 
 from aics.core.errors import UserError
 from aics.tasks.detect.config import ValConfig, load_detect_config
-from aics.tasks.detect.data import YoloDataset, load_data_yaml, scan_labels
+from aics.tasks.detect.data import YoloDataset
+from aics.tasks.detect.dataset_yaml import load_data_yaml
 from aics.tasks.detect.infer import cocoeval, load_detector, predict, report, val, validate
+from aics.tasks.detect.labels import scan_labels
 from aics.tasks.detect.train import train
 
 pytest.importorskip("pycocotools")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from aics.core.errors import UserError
-from aics.tasks.detect.data import image_files, load_data_yaml, scan_labels
+from aics.tasks.detect.dataset_yaml import image_files, load_data_yaml
+from aics.tasks.detect.labels import scan_labels
 from aics.tasks.detect.synth import (
     NAMES,
     ObjectSpec,

@@ -171,6 +171,21 @@ def test_resumed_run_ends_with_the_same_weights(shapes, tmp_path):
     assert len(rows[0]) == 2 and rows[0] == rows[1], "the epoch means include the batches before the stop"
 
 
+def test_resumed_run_with_loader_workers_matches_one_process(shapes, tmp_path):
+    """Two loader workers that live across epochs (rebuilt when close_mosaic changes the hyp), stopped
+    mid-epoch and resumed, end with the weights of an uninterrupted run that loads in the main process."""
+    args = ["hyp.warmup_epochs=0", "train.epochs=3", "train.close_mosaic=1"]
+    whole = tmp_path / "whole"
+    train(cfg(shapes, *args), whole)
+    parts = tmp_path / "parts"
+    train(cfg(shapes, *args, "data.workers=2", "train.max_steps=3"), parts)
+    resume_experiment(parts)
+    a, b = (load_checkpoint(d / "ckpt" / "last.pt") for d in (whole, parts))
+    assert a["step"] == b["step"] == 18
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
 def test_pretrained_transfers_matching_tensors_and_handles_other_class_count(shapes, tmp_path):
     src = tmp_path / "src"
     train(cfg(shapes, "train.epochs=1"), src)
