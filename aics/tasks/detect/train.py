@@ -16,6 +16,8 @@ mAP@0.5:0.95 of the EMA weights), ``tb/``, ``log/{train.log,metrics.jsonl}``, ``
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -45,7 +47,7 @@ from aics.core.trainloop import (
 from aics.tasks.detect.autoanchor import apply_anchors, check_anchors
 from aics.tasks.detect.config import DetectConfig
 from aics.tasks.detect.data import EpochIndexBatchSampler, YoloDataset
-from aics.tasks.detect.dataset_yaml import load_data_yaml
+from aics.tasks.detect.dataset_yaml import image_files, label_path, load_data_yaml
 from aics.tasks.detect.infer import validate, write_results
 from aics.tasks.detect.labels import scan_labels
 from aics.tasks.detect.loss import YoloLoss, hyp_for_model
@@ -145,6 +147,20 @@ def load_split(spec, split: str, nc: int):
     return scan_labels(files, nc, split=split)
 
 
+def dataset_fingerprint(yaml_path: str | Path) -> dict:
+    """``{"path", "sha256"}`` of a dataset: its class names and the name and size of every train and val
+    image and label file, so the same data under another path match and other data do not."""
+    spec = load_data_yaml(yaml_path)
+    entries: list = [list(spec.names)]
+    for split in ("train", "val"):
+        for image in image_files(getattr(spec, split)) if getattr(spec, split) else []:
+            label = label_path(image)
+            sizes = [p.stat().st_size if p.is_file() else -1 for p in (image, label)]
+            entries.append([split, image.name, *sizes])
+    digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+    return {"path": str(Path(yaml_path).resolve()), "sha256": digest}
+
+
 def train(
     cfg: DetectConfig, exp_dir: str | Path, weights: str | Path | None = None, overwrite: bool = False
 ) -> dict:
@@ -152,7 +168,10 @@ def train(
     if not cfg.data.yaml:
         raise UserError("no dataset: pass --data DATA.yaml (or set data.yaml in a --conf file)")
     exp = Path(exp_dir)
-    run_spec = RunSpec(TASK, to_dict(cfg), safe=SAFE_ON_RESUME)
+    cfg.data.yaml = str(Path(cfg.data.yaml).resolve())  # so --resume works from any directory
+    # the yaml's path may change on resume (the same data reached another way); its content may not
+    data = dataset_fingerprint(cfg.data.yaml)
+    run_spec = RunSpec(TASK, to_dict(cfg), data=data, safe=(*SAFE_ON_RESUME, "data.yaml"))
     with session(exp, overwrite, cfg.train, run_spec) as ctx:
         return _fit(cfg, run_spec, exp, ctx, Path(weights) if weights else None) if ctx is not None else {}
 

@@ -248,3 +248,20 @@ def test_two_gloo_ranks_train_stop_and_resume(shapes, tmp_path, free_port):
     assert info["epoch"] == 1 and info["resumes"] == 1
     # 24 images, 4 per rank: 3 global batches of 8 per epoch
     assert load_checkpoint(exp / "ckpt" / "last.pt")["step"] == 3
+
+
+def test_resume_takes_the_same_data_by_another_path_and_refuses_other_data(shapes, tmp_path, monkeypatch):
+    import os
+
+    from aics.tasks.detect.synth import generate
+
+    monkeypatch.chdir(shapes.parent.parent)
+    exp = tmp_path / "e"
+    train(cfg(os.path.relpath(shapes), "train.max_steps=1", "train.plots=false"), exp)
+    saved = load_detect_config([exp / "config.yaml"])
+    assert saved.data.yaml == str(shapes.resolve()), "config.yaml holds the resolved path (--resume anywhere)"
+    generate(tmp_path / "other", n_train=8, n_val=4, img_size=64, seed=1, show_progress=False)
+    with pytest.raises(UserError, match=r"trained on other data"):
+        train(cfg(tmp_path / "other" / "data.yaml", "train.max_steps=2", "train.plots=false"), exp)
+    train(cfg(shapes, "train.max_steps=2", "train.plots=false"), exp)  # the same data, absolute: resumes
+    assert load_checkpoint(exp / "ckpt" / "last.pt")["step"] == 2
