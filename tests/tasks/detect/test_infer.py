@@ -104,7 +104,10 @@ def test_val_writes_scores_plots_and_coco_json(trained, shapes, tmp_path):
     assert {"mp", "mr", "map50", "map", "per_class", "pycocotools", "coco_rules"} <= set(s)
     assert s["coco_rules"]["map"] == pytest.approx(s["pycocotools"]["map"], abs=2e-3)
     assert "| all |" in (out / "RESULTS.md").read_text()
-    assert val(trained / "ckpt" / "best.pt", shapes, out) == json.loads((out / ".done").read_text())["scores"]
+    again = val(trained / "ckpt" / "best.pt", shapes, out, imgsz=96, batch_size=4, workers=0)
+    assert again == json.loads((out / ".done").read_text())["scores"], "the same options: the finished scores"
+    with pytest.raises(UserError, match=r"made with other options \(imgsz=96 -> 320\)"):
+        val(trained / "ckpt" / "best.pt", shapes, out)
 
 
 def test_predict_draws_boxes_and_writes_txt_json(trained, shapes, tmp_path):
