@@ -311,7 +311,7 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
             "ema_updates": ema.updates if ema is not None else 0,
             "grads": [None if p.grad is None else p.grad.detach().cpu() for p in model.parameters()],
             "last_opt_step": last_opt_step, "bad_epochs": bad_epochs, "meter": meter.state(),
-            "mode": mode, "resumes": resumes,
+            "mode": mode, "resumes": resumes, "data": run_spec.data,
         }  # fmt: skip
         return training_state(
             task=TASK, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=step,
