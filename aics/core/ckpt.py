@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from aics.core.errors import UserError
-from aics.core.io import atomic_write
+from aics.core.io import atomic_write, remove_stale_temps
 from aics.core.paths import checkpoint_file
 
 FORMAT = "aics-ckpt-1"
@@ -234,19 +234,6 @@ def peek(path: str | os.PathLike) -> dict | None:
     return {k: ckpt.get(k) for k in ("format", "task", "step", "epoch", "batch_in_epoch", "is_best")}
 
 
-def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
-    """Delete the ``.NAME.XXXX.tmp`` files an interrupted ``atomic_write`` left in ``directory`` (call it only
-    while holding the directory's lock, so no running write is touched)."""
-    removed = []
-    d = Path(directory)
-    if d.is_dir():
-        for p in d.glob(".*.tmp"):
-            if p.is_file():
-                p.unlink()
-                removed.append(p)
-    return removed
-
-
 class CheckpointDir:
     """``<exp>/ckpt/{epoch-NNN.pt,last.pt,best.pt}``; ``last.pt`` is always the newest state."""
 
@@ -291,7 +278,7 @@ class CheckpointDir:
         remove_stale_temps(self.dir)
         last = peek(self.last) if self.last.is_file() else None
         last_step = last["step"] if last and isinstance(last.get("step"), int) else -1
-        candidates = ([self.epoch_files()[-1]] if self.epoch_files() else []) + [self.best]
+        candidates = self.epoch_files()[-1:] + [self.best]
         newest, newest_info = None, None
         for path in candidates:
             info = peek(path) if path.is_file() else None

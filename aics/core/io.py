@@ -61,6 +61,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         raise
 
 
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the ``.NAME.XXXX.tmp`` files an interrupted ``atomic_write`` left in ``directory`` (call it only
+    while holding the directory's lock, so no running write is touched)."""
+    removed = []
+    d = Path(directory)
+    if d.is_dir():
+        for p in d.glob(".*.tmp"):
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path, "w") as f:
         f.write(text)

@@ -29,17 +29,11 @@ from pathlib import Path
 import torch
 
 from aics.core import lock
-from aics.core.ckpt import (
-    CheckpointDir,
-    capture_rng,
-    load_checkpoint,
-    peek,
-    remove_stale_temps,
-    restore_training_state,
-)
+from aics.core.ckpt import CheckpointDir, capture_rng, load_checkpoint, peek, restore_training_state
 from aics.core.config import RunOptions, diff_keys, flatten
 from aics.core.dist import DistContext, broadcast_object, cleanup, gather_objects, init_distributed
 from aics.core.errors import UserError
+from aics.core.io import remove_stale_temps
 from aics.core.log import get_logger, setup_logging
 from aics.core.runtime import seed_everything, set_deterministic
 from aics.core.stage import DONE, begin_stage, done_info, is_done, mark_done, overwrite_hint
@@ -142,7 +136,8 @@ def _open(exp: Path, overwrite: bool, spec: RunSpec) -> bool:
     try:
         if not overwrite and is_done(exp) and not _reopen_finished(exp, spec):
             return begin_stage(exp, False, "train")  # prints "already done" and releases the lock
-        for d in (exp, exp / "log", exp / "ckpt"):  # what a killed run was writing: we hold the lock
+        # what a killed run was writing (ckpt/ is cleaned by recover() below); we hold the lock
+        for d in (exp, exp / "log"):
             remove_stale_temps(d)
         if not begin_stage(exp, overwrite, "train", lambda p: lock.found_stale(p) or resumable(p)):
             return False
