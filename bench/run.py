@@ -308,6 +308,100 @@ def detect_quality(minutes: float = 20.0) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def squad_train_speed(steps: int = 6, repeats: int = 3) -> dict:
+    """Training tokens/s of our BERT QA model against transformers' BertForQuestionAnswering (its default
+    attention) at the MiniLM-L6-H384 shape, on the same batches from the same weights: forward, span loss,
+    backward, AdamW step, dropout on, 16 windows of 96-192 pieces with padding (goal: ours >= 1.1x)."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import BertConfig
+    from transformers import BertForQuestionAnswering as HFBert
+
+    from aics.core.runtime import keep_freed_memory
+    from aics.tasks.squad.model import BertForQuestionAnswering, BertShape
+
+    keep_freed_memory()
+    shape = BertShape(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                      intermediate_size=1536)  # fmt: skip
+    torch.manual_seed(0)
+    ours = BertForQuestionAnswering(shape)
+    hf = HFBert(BertConfig(**shape.to_hf_config()))
+    hf.load_state_dict(ours.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for i in range(steps):
+        t = (96, 128, 192)[i % 3]
+        lens = torch.randint(t // 2, t + 1, (16,), generator=g)
+        lens[0] = t
+        mask = torch.arange(t)[None, :] < lens[:, None]
+        ids = torch.randint(1000, 30000, (16, t), generator=g) * mask
+        gold = torch.randint(0, t // 2, (2, 16), generator=g)
+        batches.append((ids, torch.zeros_like(ids), mask, gold))
+    tokens = sum(int(b[2].sum()) for b in batches)
+
+    def run(model, logits) -> float:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-5, foreach=True)
+        model.train()
+        t0 = time.perf_counter()
+        for ids, types, mask, gold in batches:
+            s, e = logits(model, ids, types, mask)
+            loss = (F.cross_entropy(s.float(), gold[0]) + F.cross_entropy(e.float(), gold[1])) / 2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return tokens / (time.perf_counter() - t0)
+
+    def ours_logits(m, ids, types, mask):
+        return m(ids, types, mask)
+
+    def hf_logits(m, ids, types, mask):
+        out = m(input_ids=ids, token_type_ids=types, attention_mask=mask.long())
+        return out.start_logits, out.end_logits
+
+    rates: dict[str, list[float]] = {"aics": [], "transformers": []}
+    run(ours, ours_logits), run(hf, hf_logits)  # warm-up
+    for _ in range(repeats):  # interleaved, so both see the same machine
+        rates["aics"].append(run(ours, ours_logits))
+        rates["transformers"].append(run(hf, hf_logits))
+    a, h = statistics.median(rates["aics"]), statistics.median(rates["transformers"])
+    return {"aics_tokens_per_s": round(a), "transformers_tokens_per_s": round(h), "speedup": round(a / h, 3),
+            "attention": hf.config._attn_implementation, "threads": torch.get_num_threads()}  # fmt: skip
+
+
+def squad_quality(minutes: float = 20.0) -> dict:
+    """The SQuAD recipe on the offline set on this CPU: MiniLM fine-tuned (stages 0-4, conf/minilm.yaml;
+    goal EM >= 85 within ``minutes``), the same architecture from random weights, and the 3-layer student
+    distilled from the fine-tuned model (stage 5): EM/F1, parameters, windows/s, minutes."""
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-squad-"))
+    recipe = ["bash", str(ROOT / "recipes/bert_squad/run.sh"), "--data", str(work / "data"),
+              "--exp", str(work / "exp")]  # fmt: skip
+    out: dict = {"budget_min": minutes}
+    try:
+        for name, extra in (("minilm", ["--stop-stage", "4"]), ("minilm_random", ["--random-init", "true",
+                            "--stage", "2", "--stop-stage", "4"]), ("minilm_student3", ["--stage", "5",
+                            "--stop-stage", "5"])):  # fmt: skip
+            t0 = time.time()
+            subprocess.run([*recipe, *extra], check=True, cwd=ROOT)
+            exp = work / "exp" / name
+            s = json.loads((exp / "scores.json").read_text())
+            records = [json.loads(line) for line in (exp / "log/metrics.jsonl").read_text().splitlines()]
+            dev = [r for r in records if r["split"] == "dev"]
+            first_85 = next((r for r in dev if r["em"] >= 85), None)
+            out[name] = {
+                "EM": round(s["exact_match"], 2), "F1": round(s["f1"], 2), "parameters": s["parameters"],
+                "windows_per_s": round(s["windows_per_s"], 1), "wall_min": round((time.time() - t0) / 60, 2),
+                "minutes_to_EM_85": round((first_85["time"] - t0) / 60, 2) if first_85 else None,
+            }  # fmt: skip
+        baseline = json.loads((work / "exp/lexical_baseline/scores.json").read_text())
+        out["lexical_baseline"] = {"EM": round(baseline["exact_match"], 2), "F1": round(baseline["f1"], 2)}
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 BENCHES = {
     "cli_startup": cli_startup,
     "vae_train_speed": vae_train_speed,
@@ -317,6 +411,8 @@ BENCHES = {
     "detect_data_speed": detect_data_speed,
     "detect_epoch_speed": detect_epoch_speed,
     "detect_quality": detect_quality,
+    "squad_train_speed": squad_train_speed,
+    "squad_quality": squad_quality,
 }
 
 

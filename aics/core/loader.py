@@ -53,12 +53,16 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return max(0, self.batches_per_epoch() - self.start_batch)
 
+    def epoch_order(self) -> list[int]:
+        """Every index of the current epoch, in the order batches are cut from (a pure function of the seed
+        and the epoch; a subclass may reorder, say by length)."""
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return torch.randperm(self.n, generator=g).tolist()
+
     def __iter__(self) -> Iterator[list[int]]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
+        order = self.epoch_order()
         for b in range(self.start_batch, self.batches_per_epoch()):
             chunk = order[b * self.global_batch : (b + 1) * self.global_batch]
             lo = self.rank * self.batch_size

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import torch
 from aics.core import lock
 from aics.core.ckpt import CheckpointDir, capture_rng, load_checkpoint, peek, restore_training_state
 from aics.core.config import RunOptions, diff_keys, flatten
-from aics.core.dist import DistContext, broadcast_object, cleanup, gather_objects, init_distributed
+from aics.core.dist import DistContext, any_rank, broadcast_object, cleanup, gather_objects, init_distributed
 from aics.core.errors import UserError
 from aics.core.io import remove_stale_temps
 from aics.core.log import get_logger, setup_logging
@@ -269,6 +269,26 @@ def save_and_stop(ckpts: CheckpointDir, payload: dict, ctx: DistContext, reason:
     get_logger().info(
         f"{reason} at step {payload['step']}; {ckpts.last} saved, rerun the same command to resume"
     )
+
+
+def after_step(
+    step: int, run: RunOptions, ckpts: CheckpointDir, state: Callable[[], dict], ctx: DistContext, stop
+) -> bool:
+    """What every trainer does after an optimizer step, on every rank at the same step: at
+    ``train.max_steps`` save ``last.pt`` and return True (the caller stops); on a signal (``stop``, a
+    ``StopSignal``) on any rank save and raise KeyboardInterrupt; every ``train.save_every_steps`` save.
+    ``state()`` builds the checkpoint payload (a collective under DDP: it gathers every rank's RNG)."""
+    if run.max_steps and step >= run.max_steps:
+        save_and_stop(ckpts, state(), ctx, f"train.max_steps={run.max_steps} reached")
+        return True
+    if any_rank(stop.requested, ctx):
+        save_and_stop(ckpts, state(), ctx, "interrupted")
+        raise KeyboardInterrupt
+    if run.save_every_steps and step % run.save_every_steps == 0:
+        payload = state()
+        if ctx.is_main:
+            ckpts.save(payload)
+    return False
 
 
 def finish(exp: Path, spec: RunSpec, ctx: DistContext, info: dict) -> None:

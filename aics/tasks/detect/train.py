@@ -36,11 +36,11 @@ from aics.core.runtime import StopSignal, autocast, grad_scaler
 from aics.core.stage import done_info, is_done
 from aics.core.trainloop import (
     RunSpec,
+    after_step,
     experiment_task,
     finish,
     resume,
     rng_states,
-    save_and_stop,
     seed_ranks,
     session,
 )
@@ -384,16 +384,8 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
                     bar.set_postfix(
                         box=f"{values['box']:.3f}", obj=f"{values['obj']:.3f}", cls=f"{values['cls']:.3f}"
                     )
-                if tc.max_steps and step >= tc.max_steps:
-                    save_and_stop(ckpts, state({}), ctx, f"train.max_steps={tc.max_steps} reached")
+                if after_step(step, tc, ckpts, lambda: state({}), ctx, stop):
                     return {}
-                if any_rank(stop.requested, ctx):
-                    save_and_stop(ckpts, state({}), ctx, "interrupted")
-                    raise KeyboardInterrupt
-                if tc.save_every_steps and step % tc.save_every_steps == 0:
-                    payload = state({})
-                    if ctx.is_main:
-                        ckpts.save(payload)
             meter.pause()
             epoch += 1
             batch_in_epoch = 0

@@ -37,11 +37,11 @@ from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, grad_scaler, keep_freed_memory
 from aics.core.trainloop import (
     RunSpec,
+    after_step,
     data_fingerprint,
     finish,
     resume,
     rng_states,
-    save_and_stop,
     seed_ranks,
     session,
 )
@@ -261,16 +261,8 @@ def _fit(cfg: LMConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistConte
                     }
                     metrics.scalars("train", step, now, epoch=epoch + 1)
                     bar.set_postfix(ppl=f"{now['ppl']:.1f}")
-                if tc.max_steps and step >= tc.max_steps:
-                    save_and_stop(ckpts, checkpoint({}), ctx, f"train.max_steps={tc.max_steps} reached")
+                if after_step(step, tc, ckpts, lambda: checkpoint({}), ctx, stop):
                     return {}
-                if any_rank(stop.requested, ctx):
-                    save_and_stop(ckpts, checkpoint({}), ctx, "interrupted")
-                    raise KeyboardInterrupt
-                if tc.save_every_steps and step % tc.save_every_steps == 0:
-                    payload = checkpoint({})
-                    if ctx.is_main:
-                        ckpts.save(payload)
             meter.pause()
             epoch += 1
             batch_in_epoch = 0

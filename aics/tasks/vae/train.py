@@ -22,11 +22,11 @@ from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, grad_scaler
 from aics.core.trainloop import (
     RunSpec,
+    after_step,
     data_fingerprint,
     finish,
     resume,
     rng_states,
-    save_and_stop,
     seed_ranks,
     session,
 )
@@ -140,16 +140,8 @@ def _fit(cfg: VAEConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistCont
                 if step % tc.log_every == 0:
                     metrics.scalars("train", step, values, epoch=epoch + 1)
                     bar.set_postfix(loss=f"{values['loss']:.1f}")
-                if tc.max_steps and step >= tc.max_steps:
-                    save_and_stop(ckpts, state({}), ctx, f"train.max_steps={tc.max_steps} reached")
+                if after_step(step, tc, ckpts, lambda: state({}), ctx, stop):
                     return {}
-                if any_rank(stop.requested, ctx):
-                    save_and_stop(ckpts, state({}), ctx, "interrupted")
-                    raise KeyboardInterrupt
-                if tc.save_every_steps and step % tc.save_every_steps == 0:
-                    payload = state({})
-                    if ctx.is_main:
-                        ckpts.save(payload)
             meter.pause()
             epoch += 1
             batch_in_epoch = 0
