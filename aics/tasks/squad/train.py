@@ -339,7 +339,7 @@ def _fit(cfg: SquadConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistCo
                 start, end = net(ids, types, mask)
             start, end = masked(start, mask), masked(end, mask)
             loss = span_loss(start, end, gold_s, gold_e)
-            if teacher is not None:
+            if teacher is not None and cfg.distill.alpha > 0:  # alpha 0: gold spans only, no teacher pass
                 with torch.no_grad(), autocast(device, tc.amp):
                     t_start, t_end = teacher(ids, types, mask)
                 t = cfg.distill.temperature
