@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from aics.core.errors import UserError
-from aics.core.io import atomic_write, remove_stale_temps
+from aics.core.io import atomic_copy, atomic_write, remove_stale_temps
 from aics.core.paths import checkpoint_file
 
 FORMAT = "aics-ckpt-1"
@@ -112,11 +111,6 @@ def load_weights(model: torch.nn.Module, state: dict, path: str | os.PathLike) -
     except (RuntimeError, TypeError, AttributeError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise UserError(f"{path}: its weights do not fit the model its config describes ({reason})") from None
-
-
-def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
-        shutil.copyfileobj(fin, fout, length=1 << 20)
 
 
 # ---- RNG state (python, numpy, torch, cuda) as weights_only-safe primitives ----

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import IO, Any
 from aics.core.errors import UserError
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: str | os.PathLike) -> None:
+    """fsync a file or a directory (a directory: so that a rename in it survives a crash); best effort."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -52,13 +54,18 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if isinstance(e, OSError) and e.filename is None:
             e.filename = str(path)  # a full disk while writing: say which file
         raise
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, length=1 << 20)
 
 
 def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
@@ -91,6 +98,8 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError(f"{path}: file not found")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason}); fix or regenerate the file") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg}); fix or regenerate the file") from e
 

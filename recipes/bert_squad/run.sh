@@ -64,7 +64,7 @@ student=${tag}_student$student_layers
 dev_json=$raw/dev-v1.1.json
 
 if [ -z "$pretrained" ] && run_stage 1; then
-  pretrained=$(python -c 'from aics.tasks.squad.importer import find_minilm; print(find_minilm() or "")')
+  pretrained=$(python -c 'from aics.tasks.squad.data import find_minilm; print(find_minilm() or "")')
   if [ -z "$pretrained" ]; then
     echo "aics: error: the MiniLM weights are not installed; run 'make setup', or pass --pretrained DIR" >&2
     exit 2

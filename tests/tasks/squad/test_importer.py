@@ -16,14 +16,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from aics.core.errors import UserError
-from aics.tasks.squad.importer import (
-    TOKENIZER_FILES,
-    export_hf,
-    find_minilm,
-    import_hf,
-    load_into,
-    read_hf_dir,
-)
+from aics.tasks.squad.data import TOKENIZER_FILES, find_minilm
+from aics.tasks.squad.importer import export_hf, import_hf, load_into, read_hf_dir
 from aics.tasks.squad.model import BertForQuestionAnswering, BertShape
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(94)]  # 99 tokens

@@ -334,7 +334,8 @@ def test_gradients_match_transformers():
 
 def test_logits_match_transformers_on_minilm():
     transformers = pytest.importorskip("transformers")
-    from aics.tasks.squad.importer import find_minilm, load_into, read_hf_dir
+    from aics.tasks.squad.data import find_minilm
+    from aics.tasks.squad.importer import load_into, read_hf_dir
 
     src = find_minilm()
     if src is None:
