@@ -20,8 +20,9 @@ TASKS: dict[str, tuple[str, str]] = {
     "lm": ("aics.tasks.lm.cli", "Language models (FFN, RNN, GRU, LSTM, Transformer): perplexity."),
     "detect": ("aics.tasks.detect.cli", "YOLOv5 n/s/m/l/x detection in plain torch: mAP@0.5, mAP@0.5:0.95."),
     "squad": ("aics.tasks.squad.cli", "BERT question answering on SQuAD v1.1, distillation: EM / F1."),
+    "asr": ("aics.tasks.asr.cli", "Speech: offline corpora, DFCNN + CTC recognition (CER / WER), WER judge."),
 }
-PLANNED = ("tts", "asr", "sed", "caption", "avsc")
+PLANNED = ("tts", "sed", "caption", "avsc")
 
 
 class TaskGroup(click.Group):

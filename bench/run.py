@@ -402,6 +402,90 @@ def squad_quality(minutes: float = 20.0) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def asr_feature_speed(seconds: float = 60.0, repeats: int = 5) -> dict:
+    """Feature extraction of ``seconds`` of 16 kHz audio (8 utterances of equal length, one batch) with
+    aics.core.audio against librosa: the DFCNN's 201-bin log spectrogram (n_fft 400, hop 160) and 80-band
+    log-mel (goal: >= 3x librosa). Median wall seconds of ``repeats``; one thread each, as a data worker."""
+    import librosa
+    import numpy as np
+    import torch
+
+    from aics.core.audio import FeatureExtractor
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    wav = rng.standard_normal((8, int(seconds * 16000 / 8))).astype(np.float32) * 0.1
+    ours = {
+        "logspec": FeatureExtractor(kind="logspec", sr=16000, n_fft=400, hop_length=160, log="ln"),
+        "logmel": FeatureExtractor(kind="logmel", sr=16000, n_fft=400, hop_length=160, n_mels=80, log="ln"),
+    }
+
+    def theirs(kind: str) -> None:
+        for w in wav:
+            if kind == "logspec":
+                np.log(np.maximum(np.abs(librosa.stft(w, n_fft=400, hop_length=160)), 1e-10))
+            else:
+                m = librosa.feature.melspectrogram(y=w, sr=16000, n_fft=400, hop_length=160, n_mels=80)
+                np.log(np.maximum(m, 1e-10))
+
+    def median_time(fn) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    out = {"audio_s": seconds}
+    batch = torch.from_numpy(wav)
+    for kind, ex in ours.items():
+        a, b = median_time(lambda ex=ex: ex(batch)), median_time(lambda kind=kind: theirs(kind))
+        out[kind] = {"aics_s": round(a, 4), "librosa_s": round(b, 4), "speedup": round(b / a, 2)}
+    return out
+
+
+def asr_quality(minutes: float = 60.0) -> dict:
+    """The DFCNN recipe on this CPU (recipes/asr_dfcnn, conf/cpu.yaml): ``minutes`` of synthetic speech from
+    four voices (goal: CER <= 10% on held-out sentences of those voices after <= 30 minutes of training),
+    the CER on a held-out voice, greedy / beam / beam + char 5-gram, and the pocketsphinx judge's level on
+    the same recordings."""
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-asr-"))
+    recipe = ["bash", str(ROOT / "recipes/asr_dfcnn/run.sh"), "--data", str(work / "data"),
+              "--exp", str(work / "exp"), "--minutes", str(minutes)]  # fmt: skip
+    out: dict = {"minutes_of_speech": minutes}
+    try:
+        subprocess.run([*recipe, "--stop-stage", "1"], check=True, cwd=ROOT)
+        t0, c0 = time.time(), _child_cpu()
+        subprocess.run([*recipe, "--stage", "2", "--stop-stage", "2"], check=True, cwd=ROOT)
+        out["train_wall_min"] = round((time.time() - t0) / 60, 2)
+        out["train_cpu_min"] = round((_child_cpu() - c0) / 60, 2)
+        subprocess.run([*recipe, "--stage", "3"], check=True, cwd=ROOT)
+        exp = work / "exp" / "dfcnn"
+        for s in sorted(exp.glob("decode_*/scores.json")):
+            sc = json.loads(s.read_text())
+            out[s.parent.name] = {"CER": round(100 * sc["uer"], 2), "WER": round(100 * sc["wer"], 2)}
+        for s in sorted(exp.glob("judge_*/scores.json")):
+            sc = json.loads(s.read_text())
+            out[s.parent.name] = {"CER": round(100 * sc["cer"], 2), "WER": round(100 * sc["wer"], 2)}
+        records = [json.loads(line) for line in (exp / "log/metrics.jsonl").read_text().splitlines()]
+        out["valid_cer_per_epoch"] = [round(100 * r["uer"], 2) for r in records if r["split"] == "valid"]
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _child_cpu() -> float:
+    """CPU seconds of finished child processes (user + system)."""
+    import os
+
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 BENCHES = {
     "cli_startup": cli_startup,
     "vae_train_speed": vae_train_speed,
@@ -413,6 +497,8 @@ BENCHES = {
     "detect_quality": detect_quality,
     "squad_train_speed": squad_train_speed,
     "squad_quality": squad_quality,
+    "asr_feature_speed": asr_feature_speed,
+    "asr_quality": asr_quality,
 }
 
 

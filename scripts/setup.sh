@@ -5,6 +5,10 @@
 # dev extras. torch is pinned through constraints.txt so that no dependency can pull another build; if the
 # environment already has a torch (say a CUDA build you installed yourself), that exact version is pinned
 # instead and kept. Extra pip arguments can be passed in AICS_PIP_ARGS (e.g. AICS_PIP_ARGS="-e .[dev,sed]").
+#
+# On Debian/Ubuntu it also installs the speech synthesizers the speech lab builds its offline corpora with
+# (flite, festival with three voices, espeak-ng), through apt-get as root or with sudo; AICS_APT=0 skips
+# that. AICS_MBROLA=1 adds the mbrola voices, which need Debian's contrib/non-free components enabled.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +22,30 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 py="$venv/bin/python"
+
+apt_packages=(flite espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
+[ "${AICS_MBROLA:-0}" = 1 ] && apt_packages+=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if [ "${AICS_APT:-1}" != 0 ] && [ ${#missing[@]} -gt 0 ]; then
+  as_root=""
+  if [ "$(id -u)" = 0 ]; then
+    as_root=env
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root="sudo -n env"
+  fi
+  if [ -n "$as_root" ]; then
+    echo "setup: installing speech synthesizers: ${missing[*]}"
+    $as_root DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $as_root DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: warning: the speech lab needs: sudo apt-get install ${missing[*]} (no root here; skipped)" >&2
+  fi
+fi
 
 constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT

@@ -69,6 +69,34 @@ class EpochBatchSampler(Sampler[list[int]]):
             yield chunk[lo : lo + self.batch_size]
 
 
+class LengthGroupedSampler(EpochBatchSampler):
+    """Shuffled batches of windows of similar length, so little padding is computed.
+
+    The epoch's random order is cut into groups of ``group`` global batches; each group is sorted by length
+    and cut into batches, and the batches of the whole epoch are shuffled again. Like its parent, the order
+    is a pure function of (seed, epoch), so a resumed run continues exactly, and ranks share it under DDP.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, group: int = 50, **kwargs):
+        super().__init__(len(lengths), batch_size, **kwargs)
+        self.lengths, self.group = np.asarray(lengths), group
+
+    def epoch_order(self) -> list[int]:
+        order = np.asarray(super().epoch_order())
+        if not self.shuffle:
+            return order.tolist()
+        size = self.global_batch * self.group
+        for lo in range(0, len(order), size):
+            part = order[lo : lo + size]
+            order[lo : lo + size] = part[np.argsort(-self.lengths[part], kind="stable")]
+        n_batches = math.ceil(len(order) / self.global_batch)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed + 1, self.epoch))
+        batches = [order[b * self.global_batch : (b + 1) * self.global_batch] for b in range(n_batches)]
+        # a short last batch stays last: the parent drops it under DDP
+        shuffled = [batches[i] for i in torch.randperm(n_batches - 1, generator=g).tolist()] + batches[-1:]
+        return np.concatenate(shuffled).tolist()
+
+
 def build_loader(
     dataset: Dataset,
     sampler: EpochBatchSampler,

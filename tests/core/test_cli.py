@@ -116,6 +116,12 @@ print("TORCH=" + str("torch" in sys.modules), "CODE=" + str(code), file=sys.stde
         ["lm", "sample", "--exp", "{t}", "--data", "{m}"],
         ["lm", "sample", "--exp", "{t}"],  # no best.pt in {t}
         ["detect", "train", "--data", "{m}", "--exp", "{t}/e"],
+        ["asr", "prepare", "--src", "{m}", "--out", "{t}/e"],
+        ["asr", "features", "--data", "{m}", "--out", "{t}/e"],
+        ["asr", "train", "--data", "{m}", "--exp", "{t}/e"],
+        ["asr", "decode", "--exp", "{t}", "--data", "{m}"],
+        ["asr", "ngram", "--data", "{m}", "--out", "{t}/e"],
+        ["asr", "judge", "{m}", "--text", "{m}", "--out", "{t}/e"],
     ],
 )
 def test_a_missing_input_is_reported_before_torch_is_imported(tmp_path, args):

@@ -14,7 +14,6 @@ predicted and scored (EM/F1, the official rules); best.pt is the checkpoint with
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from aics.core.config import save_config, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, broadcast_object, wrap_model
 from aics.core.errors import UserError
 from aics.core.io import read_json
-from aics.core.loader import EpochBatchSampler, build_loader, epoch_seed
+from aics.core.loader import LengthGroupedSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, grad_scaler, keep_freed_memory
 from aics.core.trainloop import (
@@ -165,34 +164,6 @@ def build_model(cfg: SquadConfig, vocab_size: int, vocab_sha: str):
         return model, None, shape, notes
     shape = resolve_shape(mc, None, vocab_size, "random init")
     return BertForQuestionAnswering(shape), None, shape, ["random init"]
-
-
-class LengthGroupedSampler(EpochBatchSampler):
-    """Shuffled batches of windows of similar length, so little padding is computed.
-
-    The epoch's random order is cut into groups of ``group`` global batches; each group is sorted by length
-    and cut into batches, and the batches of the whole epoch are shuffled again. Like its parent, the order
-    is a pure function of (seed, epoch), so a resumed run continues exactly, and ranks share it under DDP.
-    """
-
-    def __init__(self, lengths: np.ndarray, batch_size: int, group: int = 50, **kwargs):
-        super().__init__(len(lengths), batch_size, **kwargs)
-        self.lengths, self.group = np.asarray(lengths), group
-
-    def epoch_order(self) -> list[int]:
-        order = np.asarray(super().epoch_order())
-        if not self.shuffle:
-            return order.tolist()
-        size = self.global_batch * self.group
-        for lo in range(0, len(order), size):
-            part = order[lo : lo + size]
-            order[lo : lo + size] = part[np.argsort(-self.lengths[part], kind="stable")]
-        n_batches = math.ceil(len(order) / self.global_batch)
-        g = torch.Generator().manual_seed(epoch_seed(self.seed + 1, self.epoch))
-        batches = [order[b * self.global_batch : (b + 1) * self.global_batch] for b in range(n_batches)]
-        # a short last batch stays last: the parent drops it under DDP
-        shuffled = [batches[i] for i in torch.randperm(n_batches - 1, generator=g).tolist()] + batches[-1:]
-        return np.concatenate(shuffled).tolist()
 
 
 # ------------------------------------------------------------------------------------------ optimisation
