@@ -21,3 +21,16 @@ def existing_checkpoint(exp_dir: str | os.PathLike, which: str) -> Path:
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found; train {exp_dir} first, or pass --ckpt best|last|PATH")
     return path
+
+
+def resolve_checkpoint(ckpt: str | os.PathLike) -> Path:
+    """A checkpoint file, or an experiment dir (its ckpt/best.pt, else ckpt/last.pt)."""
+    path = Path(ckpt)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / "ckpt" / name).is_file():
+                return path / "ckpt" / name
+        raise UserError(f"{path}: has no ckpt/best.pt or ckpt/last.pt; train it first, or pass a .pt file")
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found; pass an experiment dir or a .pt file")
+    return path

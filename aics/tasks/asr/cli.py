@@ -163,7 +163,7 @@ def train(data, exp, conf, overrides, device, overwrite) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="ARPA file to write.")
 @click.option("--subset", default="train", show_default=True, help="Transcripts to count.")
 @click.option("--unit", type=click.Choice(("char", "word")), default="char", show_default=True,
-              help="Tokens of the LM: characters (space included) or words.")  # fmt: skip
+              help="char: output units (characters, space; THCHS-30: syllables); word: words.")  # fmt: skip
 @click.option("--order", default=5, show_default=True, type=click.IntRange(1, 10), help="n of the n-gram.")
 def ngram(data, out, subset, unit, order) -> None:
     """Train an interpolated Kneser-Ney n-gram LM on a subset's transcripts (for beam search)."""
@@ -249,22 +249,25 @@ def judge(wavs, manifest, refs, out, engine, ckpt, lm_order, workers, allow_miss
     params = {"wavs": str(Path(source).resolve()), "text": str(Path(refs or source).resolve()),
               "engine": engine, "ckpt": str(Path(ckpt).resolve()) if ckpt else None,
               "lm_order": lm_order}  # fmt: skip
+    from aics.tasks.asr import judge as judging
+
+    if manifest:
+        inputs = judging.judge_inputs(*judging.manifest_inputs(manifest), source=manifest)
+    else:
+        inputs = judging.judge_inputs(wavs, refs, None, allow_missing_wavs, allow_extra_wavs)
+    fn = None
+    if engine == "dfcnn":
+        from aics.core.paths import resolve_checkpoint as resolve_ckpt
+
+        resolve_ckpt(ckpt)
     if not begin_stage(out, overwrite, what="judge", params=params):
         click.echo(f"{out}: already judged (see {Path(out) / 'scores.json'})")
         return
-    if manifest:
-        from aics.tasks.asr.judge import manifest_inputs
-
-        wavs, refs = manifest_inputs(manifest, out)
-    from aics.tasks.asr.judge import judge as run
-
-    fn = None
     if engine == "dfcnn":
         from aics.tasks.asr.infer import transcriber
 
         fn = transcriber(ckpt, device or "auto")
-    s = run(wavs, refs, out, engine=engine, workers=workers, lm_order=lm_order, transcribe_fn=fn,
-            allow_missing_wavs=allow_missing_wavs, allow_extra_wavs=allow_extra_wavs)  # fmt: skip
+    s = judging.run_judge(inputs, out, engine=engine, workers=workers, lm_order=lm_order, transcribe_fn=fn)
     mark_done(out, {"wer": s["wer"], "cer": s["cer"]}, params=params)
     click.echo(
         f"{out}: {engine} WER {100 * s['wer']:.2f}%, CER {100 * s['cer']:.2f}% on {s['n_utts']} utterances"

@@ -14,7 +14,7 @@ from aics.core.config import RunOptions, option, section
 @dataclass
 class FeatureConfig:
     kind: str = option(
-        "logspec", help="logspec: log |STFT| (the DFCNN's spectrogram image); logmel: log mel filterbank",
+        "logmel", help="logmel: log mel filterbank; logspec: log power spectrogram (the seed's image)",
         choices=("logspec", "logmel"),
     )  # fmt: skip
     sample_rate: int = option(16000, help="audio is resampled to this rate first", min=1000)
@@ -43,7 +43,12 @@ class ModelConfig:
     )
     freq_pool: tuple[int, ...] = option((2, 2, 2, 2), help="frequency pooling of each block")
     hidden: int = option(256, help="width of the dense layer before the output units", min=1)
-    dropout: float = option(0.1, help="dropout before each dense layer", min=0.0)
+    dropout: float = option(0.1, help="dropout before each dense layer (below 1)", min=0.0)
+    context: int = option(
+        0,
+        help="output frames on each side the first dense layer also sees (0: one frame, as the seed)",
+        min=0,
+    )
 
 
 @dataclass
@@ -79,12 +84,7 @@ class TrainConfig(RunOptions):
 
 @dataclass
 class DecodeConfig:
-    batch_size: int = option(32, help="utterances per forward pass when decoding", min=1)
-    method: str = option("greedy", help="greedy or prefix beam search", choices=("greedy", "beam"))
-    beam: int = option(10, help="beam: prefixes kept per frame", min=1)
-    lm: str = option("", help="beam: an ARPA n-gram LM (`aics asr ngram`) for shallow fusion (empty: none)")
-    lm_weight: float = option(0.5, help="beam: weight of the LM log-probability", min=0.0)
-    bonus: float = option(0.0, help="beam: score added per emitted unit (char LM) or word (word LM)")
+    batch_size: int = option(32, help="utterances per forward pass when scoring the valid set", min=1)
 
 
 @dataclass
@@ -93,4 +93,4 @@ class AsrConfig:
     model: ModelConfig = section(ModelConfig, help="the DFCNN: VGG-style conv blocks, dense layers, CTC")
     specaugment: SpecAugmentConfig = section(SpecAugmentConfig, help="SpecAugment masks in training")
     train: TrainConfig = section(TrainConfig, help="optimisation, schedule, checkpointing")
-    decode: DecodeConfig = section(DecodeConfig, help="CTC decoding")
+    decode: DecodeConfig = section(DecodeConfig, help="decoding during training (greedy)")

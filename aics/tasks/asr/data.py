@@ -102,7 +102,7 @@ def build_manifest(utts, kind: str, allowed: set[str] | None) -> tuple[list[dict
                     f"{_source(u)}: utterance {u.id} has units outside the output units ({shown!r}); "
                     "normalise the transcript (lowercase a-z, apostrophe, space)"
                     if kind == "char"
-                    else f"{_source(u)}: utterance {u.id} has syllables {shown!r} unseen in training"
+                    else f"{_source(u)}: utterance {u.id} has syllables {shown!r} outside the output units"
                 )
                 continue
         rows.append(
@@ -187,8 +187,8 @@ def prepare(
     seconds = dict(zip((str(Path(u.wav).resolve()) for u in every), durations, strict=True))
     if kind == "char":
         unit_list = english_units()
-    else:  # the syllables of the training transcripts
-        unit_list = [BLANK_UNIT, *sorted({s for u in subsets[train_set] for s in (u.units or ())})]
+    else:  # every syllable of the corpus: a test syllable unseen in training is an error, not a crash
+        unit_list = [BLANK_UNIT, *sorted({s for us in subsets.values() for u in us for s in (u.units or ())})]
     allowed = set(unit_list[1:])
     manifests, problems = {}, []
     for name, utts in sorted(subsets.items()):

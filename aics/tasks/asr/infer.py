@@ -22,26 +22,14 @@ from aics.core.ckpt import load_checkpoint, load_weights, require_parts
 from aics.core.errors import UserError
 from aics.core.io import read_json, write_json, write_jsonl, write_text
 from aics.core.log import get_logger, progress
+from aics.core.paths import resolve_checkpoint as resolve_ckpt
 from aics.core.report import markdown_table
 from aics.tasks.asr.data import FeatureSet, features_of, units_text
 from aics.tasks.asr.metrics import edit_ops
 from aics.tasks.asr.model import BLANK, DFCNN, build_model
 
 TASK = "asr"
-UER_NAME = {"char": "CER", "pinyin": "SER"}  # syllable error rate for tonal pinyin
-
-
-def resolve_ckpt(ckpt: str | Path, which: str = "best") -> Path:
-    """A checkpoint file, or an experiment dir (its ``which``.pt, else last.pt). Torch-free, for the CLI."""
-    path = Path(ckpt)
-    if path.is_dir():
-        for name in (f"{which}.pt", "last.pt"):
-            if (path / "ckpt" / name).is_file():
-                return path / "ckpt" / name
-        raise UserError(f"{path}: has no ckpt/{which}.pt or ckpt/last.pt; train it first, or pass a .pt file")
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; pass an experiment dir or a .pt file")
-    return path
+UER_NAME = {"char": "CER", "pinyin": "SylER"}  # syllable error rate for tonal pinyin
 
 
 def load_trained(path: str | Path, device: torch.device | str = "cpu") -> tuple[DFCNN, dict]:
@@ -155,10 +143,18 @@ def evaluate(model: DFCNN, ds: FeatureSet, units: list[str], kind: str, device, 
     return out
 
 
-def decode_tag(method: str, beam: int, lm: str) -> str:
-    if method == "greedy":
-        return "greedy"
-    return f"beam{beam}" + ("_lm" if lm else "")
+def decode_tag(method: str, beam: int, lm: str = "", lm_weight: float = 0.5, bonus: float = 0.0,
+               ckpt: str = "best") -> str:  # fmt: skip
+    """The name of a decode's directory, from every setting that changes its result:
+    ``greedy``, ``beam10``, ``beam10_lm-char5_w0.5``, ``beam10_lm-word3_w1_b2_last``."""
+    tag = "greedy" if method == "greedy" else f"beam{beam}"
+    if method == "beam" and lm:
+        tag += f"_lm-{Path(lm).stem}_w{lm_weight:g}"
+    if method == "beam" and bonus:
+        tag += f"_b{bonus:g}"
+    if ckpt != "best":
+        tag += f"_{Path(ckpt).stem}"
+    return tag
 
 
 def decode(
@@ -208,7 +204,7 @@ def decode(
     t0 = time.perf_counter()
     result = evaluate(model, ds, units, kind, dev, batch_size, decoder, show_progress=True)
     seconds = time.perf_counter() - t0
-    out = exp / f"decode_{subset}_{tag or decode_tag(method, beam, lm)}"
+    out = exp / f"decode_{subset}_{tag or decode_tag(method, beam, lm, lm_weight, bonus, ckpt)}"
     out.mkdir(parents=True, exist_ok=True)
     hyps = result.pop("hyps")
     write_text(out / "hyp.txt", "".join(f"{r['id']} {r['hyp']}\n" for r in hyps))

@@ -27,6 +27,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -450,8 +451,6 @@ def judge(
     ``aics.tasks.asr.text.normalize_text``). ``engine="pocketsphinx"`` builds its LM from the normalised
     references of the judged utterances; ``engine="dfcnn"`` calls ``transcribe_fn(wav_paths)``.
     """
-    from aics.core.io import write_json, write_jsonl, write_text
-    from aics.tasks.asr.metrics import error_counts, score_corpus
 
     if engine not in ENGINES:
         raise UserError(f"unknown judge engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -461,17 +460,70 @@ def judge(
         raise ValueError("transcribe_fn is for engine='dfcnn'; pocketsphinx transcribes by itself")
     if workers < 1:
         raise UserError(f"workers must be at least 1, got {workers}")
+    inputs = judge_inputs(wavs, refs_path, normalize, allow_missing_wavs, allow_extra_wavs)
+    return run_judge(inputs, out_dir, engine, workers, lm_order, normalize, transcribe_fn, decoder_options,
+                     show_progress)  # fmt: skip
+
+
+@dataclass
+class JudgeInputs:
+    """What a judge run scores, checked before anything is written: ids, wavs, normalised references."""
+
+    ids: list[str]
+    paths: list[Path]
+    refs: list[str]
+    seconds: float
+    left_out: dict
+    refs_src: str
+    wavs_src: str
+
+
+def judge_inputs(
+    wavs: str | Path | dict[str, Path],
+    refs: str | Path | dict[str, str],
+    normalize: Callable[[str], str] | None = None,
+    allow_missing_wavs: bool = False,
+    allow_extra_wavs: bool = False,
+    source: str = "",
+) -> JudgeInputs:
+    """Pair the wavs (``find_wavs``, or a dict id -> path) with the references (``read_refs``, or a dict id
+    -> text), normalise the references and read every wav's header: every error comes here, as one line."""
     if normalize is None:
         from aics.tasks.asr.text import normalize_text as normalize
-    refs_path, wavs_src, out_dir = Path(refs_path), Path(wavs), Path(out_dir)
-
+    refs_src = source or str(refs)
+    wavs_src = source or str(wavs)
+    ref_map = refs if isinstance(refs, dict) else read_refs(Path(refs))
+    wav_map = wavs if isinstance(wavs, dict) else find_wavs(Path(wavs))
     pairs, left_out = pair_up(
-        read_refs(refs_path), find_wavs(wavs_src), refs_path, wavs_src, allow_missing_wavs, allow_extra_wavs
+        ref_map, wav_map, Path(refs_src), Path(wavs_src), allow_missing_wavs, allow_extra_wavs
     )
-    ids = [u for u, _, _ in pairs]
     paths = [p for _, p, _ in pairs]
-    refs = [normalize(r) for _, _, r in pairs]
     seconds = sum(_duration(p) for p in paths)  # also checks that every wav can be read, before any output
+    return JudgeInputs(
+        [u for u, _, _ in pairs], paths, [normalize(r) for _, _, r in pairs], seconds, left_out, refs_src,
+        wavs_src,
+    )  # fmt: skip
+
+
+def run_judge(
+    inputs: JudgeInputs,
+    out_dir: str | Path,
+    engine: str = "pocketsphinx",
+    workers: int = 2,
+    lm_order: int = 3,
+    normalize: Callable[[str], str] | None = None,
+    transcribe_fn: Callable[[list[Path]], list[str]] | None = None,
+    decoder_options: dict | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Transcribe and score checked inputs; writes hyp.txt, per_utt.jsonl and scores.json in ``out_dir``."""
+    from aics.core.io import write_json, write_jsonl, write_text
+    from aics.tasks.asr.metrics import error_counts, score_corpus
+
+    if normalize is None:
+        from aics.tasks.asr.text import normalize_text as normalize
+    out_dir = Path(out_dir)
+    ids, paths, refs, seconds = inputs.ids, inputs.paths, inputs.refs, inputs.seconds
 
     t0 = time.perf_counter()
     extra: dict = {}
@@ -502,9 +554,9 @@ def judge(
         "engine": engine,
         **score_corpus(zip(refs, hyps, strict=True)),
         **extra,
-        "refs": str(refs_path),
-        "wavs": str(wavs_src),
-        **left_out,
+        "refs": inputs.refs_src,
+        "wavs": inputs.wavs_src,
+        **inputs.left_out,
         "audio_seconds": round(seconds, 3),
         "decode_seconds": round(wall, 3),
         "x_real_time": round(seconds / wall, 2) if wall > 0 else None,
@@ -516,21 +568,16 @@ def judge(
     return scores
 
 
-def manifest_inputs(manifest: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
-    """``wav.scp`` (``id path``) and ``text`` (``id|text``) in ``out_dir`` from a prepared subset's manifest
-    (``aics asr prepare``'s ``<subset>.jsonl``): the subset's own recordings, for ``judge``."""
-    from aics.core.io import read_jsonl, write_text
+def manifest_inputs(manifest: str | Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """The wavs and transcripts of a prepared subset's manifest (``aics asr prepare``'s ``<subset>.jsonl``):
+    the subset's own recordings, for ``judge_inputs``."""
+    from aics.core.io import read_json, read_jsonl
 
-    manifest, out_dir = Path(manifest), Path(out_dir)
+    manifest = Path(manifest)
     rows = read_jsonl(manifest)
     if not rows:
         raise UserError(f"{manifest}: no utterances in this manifest")
     stats = manifest.with_name("stats.json")
-    if stats.is_file():
-        from aics.core.io import read_json
-
-        if read_json(stats).get("units") != "char":
-            raise UserError(f"{manifest}: pocketsphinx judges English only, and this corpus is not English")
-    write_text(out_dir / "wav.scp", "".join(f"{r['id']} {r['wav']}\n" for r in rows))
-    write_text(out_dir / "text", "".join(f"{r['id']}|{r['text']}\n" for r in rows))
-    return out_dir / "wav.scp", out_dir / "text"
+    if stats.is_file() and read_json(stats).get("units") != "char":
+        raise UserError(f"{manifest}: the judge scores English words, and this corpus is not English")
+    return {r["id"]: Path(r["wav"]) for r in rows}, {r["id"]: r["text"] for r in rows}

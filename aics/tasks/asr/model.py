@@ -3,7 +3,8 @@
 The input (B, T, F) is one-channel image (B, 1, T, F). Each block is ``convs_per_block`` x (3x3 conv + BN +
 ReLU) and a max-pool of (time_pool, freq_pool); the time axis shrinks by the product of the time pools (4 or
 8), the frequency axis by the product of the frequency pools. Each remaining frame's (C x F') values go
-through dense layers to ``n_units`` logits (blank included, id 0).
+through dense layers to ``n_units`` logits (blank included, id 0); with ``context`` > 0 the first dense layer
+sees that many neighbouring frames on each side too.
 
 The model returns raw logits. :func:`ctc_loss` applies the one and only log-softmax: a softmax applied before
 the CTC loss (the bug that cost the seed project's author days) silently trains a model that never learns.
@@ -31,6 +32,7 @@ class DFCNN(nn.Module):
         freq_pool: tuple[int, ...] = (2, 2, 2, 2),
         hidden: int = 256,
         dropout: float = 0.1,
+        context: int = 0,
     ):
         super().__init__()
         if not (len(channels) == len(time_pool) == len(freq_pool)):
@@ -48,13 +50,12 @@ class DFCNN(nn.Module):
         if f < 1:
             raise ValueError(f"{n_feats} feature bins cannot be pooled by {math.prod(freq_pool)}")
         self.cnn = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(c_in * f, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, n_units),
-        )
+        self.context = context
+        self.dropout = nn.Dropout(dropout)
+        # the first dense layer sees 2 * context + 1 neighbouring frames (a dense layer over stacked frames,
+        # written as a 1-D convolution over time; context 0 is the seed's dense layer per frame)
+        self.dense = nn.Conv1d(c_in * f, hidden, 2 * context + 1, padding=context)
+        self.out = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_units))
         self.n_feats, self.n_units = n_feats, n_units
 
     @property
@@ -91,8 +92,9 @@ class DFCNN(nn.Module):
                 if isinstance(layer, (nn.MaxPool2d, nn.ReLU)):
                     frames = torch.arange(x.shape[2], device=x.device)
                     x = x * (frames[None, :] < valid[:, None]).to(x.dtype)[:, None, :, None]
-        x = x.permute(0, 2, 1, 3).flatten(2)  # (B, T', C*F')
-        logits = self.head(x)  # (B, T', n_units)
+        x = x.permute(0, 1, 3, 2).flatten(1, 2)  # (B, C*F', T')
+        x = self.dense(self.dropout(x)).transpose(1, 2)  # (B, T', hidden)
+        logits = self.out(x)  # (B, T', n_units)
         if lengths is None:
             return logits
         return logits, self.output_lengths(lengths)
@@ -103,6 +105,7 @@ def build_model(mc, n_feats: int, n_units: int) -> DFCNN:
     return DFCNN(
         n_feats, n_units, channels=tuple(mc.channels), convs_per_block=mc.convs_per_block,
         time_pool=tuple(mc.time_pool), freq_pool=tuple(mc.freq_pool), hidden=mc.hidden, dropout=mc.dropout,
+        context=mc.context,
     )  # fmt: skip
 
 

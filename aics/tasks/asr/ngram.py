@@ -433,7 +433,8 @@ def read_arpa(path: str | Path, unit: str | None = None) -> NgramLM:
 
 def train_lm(data_dir: str | Path, out: str | Path, subset: str = "train", unit: str = "char",
              order: int = 5) -> dict:  # fmt: skip
-    """An interpolated Kneser-Ney n-gram of a subset's transcripts, written as ARPA."""
+    """An interpolated Kneser-Ney n-gram of a subset's transcripts, written as ARPA: over the output units
+    (``char``: English characters with the space, or THCHS-30's pinyin syllables), or over words."""
     from aics.core.io import read_jsonl
 
     manifest = Path(data_dir) / f"{subset}.jsonl"
@@ -441,8 +442,10 @@ def train_lm(data_dir: str | Path, out: str | Path, subset: str = "train", unit:
         raise UserError(
             f"{manifest}: not found; pass a prepared data or features dir with a {subset!r} subset"
         )
-    texts = [r["text"] for r in read_jsonl(manifest)]
-    tokenize = char_tokens if unit == "char" else word_tokens
-    lm = train_ngram((tokenize(t) for t in texts), order=order, unit=unit)
+    rows = read_jsonl(manifest)
+    if unit == "word" and not any(" " in r["units"] for r in rows):
+        raise UserError(f"{manifest}: its output units have no space between words; use --unit char")
+    sentences = [r["units"] if unit == "char" else word_tokens(r["text"]) for r in rows]
+    lm = train_ngram(sentences, order=order, unit=unit)
     write_arpa(lm, out)
-    return {"sentences": len(texts), "unit": unit, "order": order}
+    return {"sentences": len(rows), "unit": unit, "order": order}

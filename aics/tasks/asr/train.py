@@ -20,6 +20,7 @@ import torch
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import from_dict, save_config, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, wrap_model
+from aics.core.errors import UserError
 from aics.core.io import read_json
 from aics.core.loader import LengthGroupedSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
@@ -40,8 +41,7 @@ from aics.tasks.asr.infer import evaluate
 from aics.tasks.asr.model import build_model, ctc_feasible, ctc_loss, parameter_count
 
 TASK = "asr"
-SAFE_ON_RESUME = ("decode.batch_size", "decode.method", "decode.beam", "decode.lm", "decode.lm_weight",
-                  "decode.bonus")  # fmt: skip
+SAFE_ON_RESUME = ("decode.batch_size",)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -82,6 +82,12 @@ def train(cfg: AsrConfig, feats_dir: str | Path, exp_dir: str | Path, overwrite:
     """Train (or resume) one experiment; returns the last epoch's valid scores."""
     feats_dir, exp = check_features(feats_dir), Path(exp_dir)
     recorded = read_json(feats_dir / FEATURES_FILE)
+    check_model(cfg, recorded["dim"])
+    if not recorded["subsets"].get(cfg.train.valid_set, {}).get("utterances"):
+        raise UserError(
+            f"{feats_dir}: has no utterances in the valid subset {cfg.train.valid_set!r}; set "
+            f"train.valid_set to one of {', '.join(recorded['subsets'])}"
+        )
     cfg.features = from_dict(FeatureConfig, recorded["features"], str(feats_dir / FEATURES_FILE))
     data = data_fingerprint(feats_dir, (FEATURES_FILE, "units.txt", ".done"))
     spec = RunSpec(TASK, to_dict(cfg), data=data, safe=SAFE_ON_RESUME)
@@ -144,7 +150,8 @@ def _fit(cfg: AsrConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
             epoch=epoch, batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid_uer": best, "parameters": n_params, **metrics_now},
             extra={"units": units, "unit_kind": kind, "features": info["features"], "dim": info["dim"],
-                   "data": spec.data, "meter": meter.state(), "dropped_short": dropped},
+                   "data": spec.data, "meter": meter.state(), "dropped_short": dropped,
+                   "world_size": ctx.world_size},
             rng_per_rank=rng_states(ctx),
         )  # fmt: skip
 
@@ -215,9 +222,26 @@ def _fit(cfg: AsrConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
     return valid
 
 
-def raise_short(ds: FeatureSet, model) -> None:
-    from aics.core.errors import UserError
+def check_model(cfg: AsrConfig, dim: int) -> None:
+    """Model settings that cannot work, as one line before anything is opened."""
+    mc = cfg.model
+    if not (len(mc.channels) == len(mc.time_pool) == len(mc.freq_pool)):
+        raise UserError(
+            f"model.channels, model.time_pool and model.freq_pool need one entry per block (have "
+            f"{len(mc.channels)}, {len(mc.time_pool)}, {len(mc.freq_pool)})"
+        )
+    if min((*mc.channels, *mc.time_pool, *mc.freq_pool)) < 1:
+        raise UserError("model.channels, model.time_pool and model.freq_pool take whole numbers >= 1")
+    if dim // math.prod(mc.freq_pool) < 1:
+        raise UserError(
+            f"model.freq_pool shrinks the {dim} feature bins by {math.prod(mc.freq_pool)}: none is left; "
+            "pool less"
+        )
+    if mc.dropout >= 1:
+        raise UserError(f"model.dropout={mc.dropout} must be below 1")
 
+
+def raise_short(ds: FeatureSet, model) -> None:
     raise UserError(
         f"no training utterance is long enough for its transcript after the model's time reduction of "
         f"{model.time_reduction}; use smaller model.time_pool values or a smaller features.hop"

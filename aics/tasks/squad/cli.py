@@ -141,7 +141,7 @@ def train(data, exp, init, conf, overrides, device, overwrite) -> None:
 @overwrite_option
 def distill(teacher, data, exp, layers, conf, overrides, device, overwrite) -> None:
     """Train a smaller student on the teacher's soft start/end distributions plus the gold spans."""
-    from aics.tasks.squad.infer import resolve_ckpt
+    from aics.core.paths import resolve_checkpoint as resolve_ckpt
 
     resolve_ckpt(teacher)
     extra = (f"distill.teacher={teacher}",) + ((f"model.layers={layers}",) if layers else ())
@@ -157,7 +157,8 @@ def distill(teacher, data, exp, layers, conf, overrides, device, overwrite) -> N
 @device_option
 def predict(ckpt: str, data: str, out: str | None, device: str | None) -> None:
     """Write predictions.json ({id: answer}) and nbest_predictions.json (20 best spans per question)."""
-    from aics.tasks.squad.infer import default_out, resolve_ckpt
+    from aics.core.paths import resolve_checkpoint as resolve_ckpt
+    from aics.tasks.squad.infer import default_out
 
     path = resolve_ckpt(ckpt)
     if not Path(data).is_file():
@@ -179,7 +180,8 @@ def predict(ckpt: str, data: str, out: str | None, device: str | None) -> None:
 @device_option
 def eval_(data: str, ckpt: str | None, predictions: str | None, out: str | None, device: str | None) -> None:
     """EM and F1 exactly as the official SQuAD v1.1 script -> scores.json (and the exp's RESULTS.md)."""
-    from aics.tasks.squad.infer import default_out, resolve_ckpt
+    from aics.core.paths import resolve_checkpoint as resolve_ckpt
+    from aics.tasks.squad.infer import default_out
 
     if (ckpt is None) == (predictions is None):
         raise click.UsageError("pass exactly one of --ckpt and --predictions")
@@ -213,7 +215,7 @@ def eval_(data: str, ckpt: str | None, predictions: str | None, out: str | None,
 @overwrite_option
 def export(ckpt: str, out: str, overwrite: bool) -> None:
     """Write a Hugging Face BertForQuestionAnswering dir (config.json, model.safetensors, tokenizer)."""
-    from aics.tasks.squad.infer import resolve_ckpt
+    from aics.core.paths import resolve_checkpoint as resolve_ckpt
 
     path = resolve_ckpt(ckpt)
     from aics.tasks.squad.infer import export as run

@@ -32,19 +32,6 @@ TASK = "squad"
 
 
 # ---------------------------------------------------------------------------------------- checkpoints
-def resolve_ckpt(ckpt: str | Path) -> Path:
-    """A checkpoint file, or an experiment dir (its best.pt, else last.pt). Torch-free, for the CLI."""
-    path = Path(ckpt)
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / "ckpt" / name).is_file():
-                return path / "ckpt" / name
-        raise UserError(f"{path}: has no ckpt/best.pt or ckpt/last.pt; train it first, or pass a .pt file")
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; pass an experiment dir or a .pt file")
-    return path
-
-
 def load_trained(
     path: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[BertForQuestionAnswering, dict]:

@@ -27,6 +27,7 @@ from aics.core.errors import UserError
 from aics.core.io import read_json
 from aics.core.loader import LengthGroupedSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
+from aics.core.paths import resolve_checkpoint as resolve_ckpt
 from aics.core.runtime import StopSignal, autocast, grad_scaler, keep_freed_memory
 from aics.core.trainloop import (
     RunSpec,
@@ -48,7 +49,7 @@ from aics.tasks.squad.data import (
     read_squad,
     vocab_digest,
 )
-from aics.tasks.squad.infer import decode, load_trained, resolve_ckpt, window_logits
+from aics.tasks.squad.infer import decode, load_trained, window_logits
 from aics.tasks.squad.metrics import evaluate
 from aics.tasks.squad.model import BertForQuestionAnswering, BertShape, layer_subset
 

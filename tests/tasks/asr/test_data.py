@@ -289,21 +289,29 @@ def make_thchs30(root: Path, splits=THCHS_SPLITS) -> Path:
     return base
 
 
-def test_thchs30_pinyin_units_are_the_training_syllables(tmp_path, capsys):
+def test_thchs30_pinyin_units_are_the_corpus_syllables(tmp_path):
     base = make_thchs30(tmp_path)
     stats = prepare(tmp_path, tmp_path / "p")
     assert (stats["format"], stats["units"]) == ("thchs30", "pinyin")
-    syllables = sorted({s for uid in THCHS_SPLITS["train"] for s in THCHS[uid][1].split()})
-    assert read_units(tmp_path / "p" / "units.txt") == [BLANK_UNIT, *syllables] and stats["n_units"] == 13
+    syllables = sorted({s for uids in THCHS_SPLITS.values() for uid in uids for s in THCHS[uid][1].split()})
+    assert read_units(tmp_path / "p" / "units.txt") == [BLANK_UNIT, *syllables]
+    assert stats["n_units"] == len(syllables) + 1
     dev = read_jsonl(tmp_path / "p" / "dev.jsonl")
     assert [(r["id"], r["speaker"], r["text"]) for r in dev] == [("A11_2", "A11", "ta1 de5 li4 liang4")]
     assert dev[0]["units"] == ["ta1", "de5", "li4", "liang4"]
     assert dev[0]["source"] == f"{base / 'data' / 'A11_2.wav.trn'}:1"
-    # a dev syllable the training transcripts never have cannot be an output unit: reported, nothing written
+    # a dev syllable the training transcripts never have is still an output unit (never seen in training)
     make_thchs30(tmp_path / "unseen", {**THCHS_SPLITS, "dev": ["A11_2", "B2_1"]})
-    line = cli_error(capsys, "asr", "prepare", "--src", tmp_path / "unseen", "--out", tmp_path / "q")
-    trn = tmp_path / "unseen" / "data_thchs30" / "data" / "B2_1.wav.trn"
-    assert f"{trn}:1: utterance B2_1 has syllables 'ji4 kao4 qi3 shu4 ye4 yi1' unseen in training" in line
+    stats = prepare(tmp_path / "unseen", tmp_path / "q")
+    assert "ji4" in read_units(tmp_path / "q" / "units.txt")
+    # the n-gram LM of beam search counts syllables (the units), and refuses words (no space between them)
+    from aics.tasks.asr.ngram import read_arpa, train_lm
+
+    train_lm(tmp_path / "p", tmp_path / "lm.arpa", unit="char", order=2)
+    lm = read_arpa(tmp_path / "lm.arpa")
+    assert {"ta1", "liang4"} <= set(lm.vocab) and lm.score(("ta1",), "jin3") > lm.score(("ta1",), "liang4")
+    with pytest.raises(UserError, match="no space between words"):
+        train_lm(tmp_path / "p", tmp_path / "w.arpa", unit="word")
 
 
 def test_thchs30_trn_with_two_lines_is_one_line_error(tmp_path, capsys):
@@ -364,7 +372,7 @@ def small_prepared(prepared: Path, dest: Path, subset: str = "test") -> Path:
 @needs_flite
 def test_logspec_dims_raw_values_and_settings_recorded(prepared, tmp_path):
     data = small_prepared(prepared, tmp_path / "p")
-    fc = features_config("features.max_bins=64", "features.normalize=none")
+    fc = features_config("features.kind=logspec", "features.max_bins=64", "features.normalize=none")
     info = compute_features(data, tmp_path / "f", fc, workers=1, show_progress=False)
     assert info["dim"] == feature_dim(fc) == 64 and info["features"]["kind"] == "logspec"
     assert read_json(tmp_path / "f" / "features.json")["features"]["max_bins"] == 64
@@ -377,8 +385,13 @@ def test_logspec_dims_raw_values_and_settings_recorded(prepared, tmp_path):
     x = ds[0][1]
     torch.testing.assert_close(x, raw, rtol=2e-3, atol=2e-2)  # raw ln |STFT|^2, float16
     assert x.mean() < -3, "not normalised"
-    assert features_of(wav, features_config()).shape == (len(x), 201)  # logspec: all n_fft/2+1 bins
-    assert features_of(wav, features_config("features.n_fft=512", "features.max_bins=300")).shape[1] == 257
+    assert features_of(wav, features_config("features.kind=logspec")).shape == (len(x), 201)  # all bins
+    assert (
+        features_of(
+            wav, features_config("features.kind=logspec", "features.n_fft=512", "features.max_bins=300")
+        ).shape[1]
+        == 257
+    )
     assert features_of(wav, features_config(*LOGMEL40, "features.max_bins=8")).shape[1] == 40
     assert feature_dim(features_config("features.kind=logmel")) == 80
     # other settings into the same dir are refused, the same ones skipped

@@ -204,7 +204,7 @@ def test_decode_greedy_and_beam_with_lm_write_files_and_scores(data, trained, tm
     out = cli(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--subset", "test", "--method", "beam",
               "--beam", "4", "--lm", lm, "--lm-weight", "0.3")  # fmt: skip
     assert f"{exp} test beam: CER " in out
-    for subset, tag in (("test", "greedy"), ("test-heldout", "greedy"), ("test", "beam4_lm")):
+    for subset, tag in (("test", "greedy"), ("test-heldout", "greedy"), ("test", "beam4_lm-lm_w0.3")):
         d = exp / f"decode_{subset}_{tag}"
         rows = read_jsonl(prepared / f"{subset}.jsonl")
         ids = [r["id"] for r in rows]
@@ -227,7 +227,7 @@ def test_decode_greedy_and_beam_with_lm_write_files_and_scores(data, trained, tm
         assert set(s["per_speaker"]) == speakers(prepared, subset)
         assert sum(v["utterances"] for v in s["per_speaker"].values()) == len(rows)
         assert (s["method"], s["beam"], s["lm"]) == (
-            ("beam", 4, str(lm)) if tag == "beam4_lm" else ("greedy", None, None)
+            ("beam", 4, str(lm)) if tag == "beam4_lm-lm_w0.3" else ("greedy", None, None)
         )
     heldout = speakers(prepared, "test-heldout") - speakers(prepared, "train")
     assert (
@@ -235,7 +235,7 @@ def test_decode_greedy_and_beam_with_lm_write_files_and_scores(data, trained, tm
         and set(read_json(exp / "decode_test-heldout_greedy" / "scores.json")["per_speaker"]) == heldout
     )
     table = (exp / "RESULTS.md").read_text()
-    for tag in ("test_greedy", "test-heldout_greedy", "test_beam4_lm"):
+    for tag in ("test_greedy", "test-heldout_greedy", "test_beam4_lm-lm_w0.3"):
         assert f"| {tag} |" in table
     assert "CER %" in table and "WER %" in table
 
@@ -305,7 +305,7 @@ def test_learns_the_training_set(data, tmp_path):
 
 def test_overfits_a_handful_of_utterances(overfit):
     """Empty output scores CER 100%; 80 steps on two utterances bring their greedy CER to about 38%."""
-    s = read_json(overfit / "decode_dev_greedy" / "scores.json")
+    s = read_json(overfit / "decode_dev_greedy_last" / "scores.json")
     assert s["uer"] < 0.6, f"greedy CER {s['uer']:.1%} on the utterances it was trained on"
     valid = [r for r in read_jsonl(overfit / "log" / "metrics.jsonl") if r["split"] == "valid"]
     assert valid[-1]["loss"] < valid[0]["loss"] / 2
@@ -325,7 +325,7 @@ def test_judge_with_the_trained_dfcnn(data, overfit, tmp_path, capsys):
     s = read_json(out / "scores.json")
     assert s["engine"] == "dfcnn" and s["n_utts"] == 2 and (out / ".done").is_file()
     # features from the wav in float32 instead of the stored float16 ones: nearly the decode's CER
-    decoded = read_json(overfit / "decode_dev_greedy" / "scores.json")
+    decoded = read_json(overfit / "decode_dev_greedy_last" / "scores.json")
     assert abs(s["cer"] - decoded["uer"]) < 0.05 and s["wer"] < 1.0
 
 
