@@ -113,4 +113,5 @@ for subset in "${subsets[@]}"; do
   echo "got  $out/LibriSpeech/$subset ($n utterances)"
 done
 echo "LibriSpeech ${subsets[*]} is in $out/LibriSpeech; next:" \
-  "aics asr prepare --src $out/LibriSpeech --format librispeech"
+  "bash recipes/asr_dfcnn/run.sh --corpus $out/LibriSpeech --train-set train-clean-100 --valid-set dev-clean" \
+  "--subsets test-clean"

@@ -113,4 +113,5 @@ for subset in "${subsets[@]}"; do
   echo "got  $out/LibriTTS/$subset ($n utterances)"
 done
 echo "LibriTTS ${subsets[*]} is in $out/LibriTTS; next:" \
-  "aics asr prepare --src $out/LibriTTS --format libritts"
+  "bash recipes/asr_dfcnn/run.sh --corpus $out/LibriTTS --train-set train-clean-100 --valid-set dev-clean" \
+  "--subsets test-clean"

@@ -64,4 +64,4 @@ else
   rm -f "$out/$name"
   echo "got  $corpus ($(find "$corpus/wavs" -name '*.wav' | wc -l | tr -d ' ') wavs)"
 fi
-echo "LJSpeech 1.1 is in $corpus; next: aics asr prepare --src $corpus --format ljspeech"
+echo "LJSpeech 1.1 is in $corpus; next: bash recipes/asr_dfcnn/run.sh --corpus $corpus --subsets test"

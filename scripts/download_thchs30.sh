@@ -135,5 +135,6 @@ done
 if [ -d "$out/data_thchs30/data" ]; then
   n=$(find "$out/data_thchs30/data" -name '*.wav.trn' | wc -l | tr -d ' ')
   echo "THCHS-30 ($n transcripts) is in $out/data_thchs30; next:" \
-    "aics asr prepare --src $out/data_thchs30 --format thchs30"
+    "bash recipes/asr_dfcnn/run.sh --corpus $out/data_thchs30 --conf recipes/asr_dfcnn/conf/base.yaml" \
+    "--subsets test --judge false"
 fi

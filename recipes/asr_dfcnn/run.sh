@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Speech recognition recipe: DFCNN + CTC (a spectrogram read as an image by a VGG-style CNN). Offline by
 # default: an English corpus synthesised with Debian's speech synthesizers (LibriTTS layout, one voice held
-# out); a real corpus with --corpus DIR (LJSpeech, LibriTTS, LibriSpeech or THCHS-30; scripts/download_*.sh).
+# out); a real corpus with --corpus DIR (LJSpeech, LibriTTS, LibriSpeech or THCHS-30; scripts/download_*.sh),
+# e.g. --corpus data/LibriSpeech --train-set train-clean-100 --valid-set dev-clean --subsets test-clean.
 #
 #   Stage 0: corpus (synthesize it unless --corpus is given), then prepare: validate, output units, manifests
 #   Stage 1: features (log-mel or log spectrogram, normalised per utterance)
@@ -30,6 +31,8 @@ test_minutes=4               # synthetic corpus: minutes of dev, test and held-o
 voices="festival-kal festival-ked flite-awb flite-slt"  # synthetic corpus: the voices of train/dev/test
 heldout_voice=flite-rms      # synthetic corpus: a speaker heard only in test-heldout (empty: none)
 vocab_size=0                 # synthetic corpus: words per word class (0: all)
+train_set=train              # the corpus's training subset (LibriSpeech: train-clean-100)
+valid_set=dev                # the subset that picks best.pt (LibriSpeech: dev-clean)
 subsets="test test-heldout"  # stages 3 and 4: subsets to decode and judge (missing ones are skipped)
 beam=10
 lm_order=5                   # the character n-gram LM of stage 3
@@ -67,7 +70,7 @@ if run_stage 0; then
     [ "$vocab_size" = 0 ] || args+=(--vocab-size "$vocab_size")
     aics asr synth "${args[@]}" "${ow[@]}" >/dev/null
   fi
-  aics asr prepare --src "$src" --out "$prepared" --format "$format" "${ow[@]}"
+  aics asr prepare --src "$src" --out "$prepared" --format "$format" --train-set "$train_set" "${ow[@]}"
 fi
 
 if run_stage 1; then
@@ -78,7 +81,7 @@ fi
 if run_stage 2; then
   log "Stage 2: train -> $exp/$tag"
   launch "$ngpu" asr train --data "$feats" --exp "$exp/$tag" "${confs[@]}" --device "$device" \
-    --set "train.seed=$seed" "${ow[@]}"
+    --set "train.seed=$seed" --set "train.train_set=$train_set" --set "train.valid_set=$valid_set" "${ow[@]}"
 fi
 
 present() { [ -f "$feats/$1.jsonl" ]; }
@@ -87,7 +90,7 @@ if run_stage 3; then
   lm=$exp/$tag/lm/char${lm_order}.arpa
   log "Stage 3: character ${lm_order}-gram LM -> $lm; decode $subsets"
   mkdir -p "$exp/$tag/lm"
-  aics asr ngram --data "$prepared" --out "$lm" --unit char --order "$lm_order"
+  aics asr ngram --data "$prepared" --subset "$train_set" --out "$lm" --unit char --order "$lm_order"
   for s in $subsets; do
     present "$s" || { log "no subset $s in $feats: skipped"; continue; }
     aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" --method greedy --device "$device"

@@ -14,6 +14,7 @@ starts, and ``features.json`` the exact settings, which training records and dec
 from __future__ import annotations
 
 import random
+import unicodedata
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -77,9 +78,11 @@ _DROP = str.maketrans(
 
 
 def asr_transcript(text: str) -> str:
-    """What a recogniser of English characters should output for a transcript: lowercase, punctuation
-    removed (apostrophes kept), single spaces."""
-    text = text.lower().translate(_DROP)
+    """What a recogniser of English characters should output for a transcript: lowercase, accents and
+    punctuation removed (apostrophes inside words kept), single spaces. Digits and other scripts stay, so
+    that prepare reports them rather than guessing how they are read."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c)).translate(_DROP)
     words = [w.strip("'") for w in text.split()]
     return " ".join(w for w in words if w)
 
@@ -373,7 +376,7 @@ class FeatureSet:
 
 def spec_augment(x, sa, gen) -> None:
     """Mask random frequency bands and time spans of one utterance's features (T, D) in place (to 0: the
-    normalised mean)."""
+    mean of features normalised per utterance)."""
     import torch
 
     t, d = x.shape

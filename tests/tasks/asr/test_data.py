@@ -485,3 +485,14 @@ def test_length_grouped_sampler_orders_every_index_once_by_length():
     assert ranks[0].batches_per_epoch() == 25, "the short last global batch is dropped"
     ranks = [list(r) for r in ranks]
     assert [a + b for a, b in zip(*ranks, strict=True)] == first[:25]
+
+
+def test_asr_transcripts_drop_case_accents_and_punctuation_but_keep_digits():
+    from aics.tasks.asr.data import asr_transcript
+
+    assert (
+        asr_transcript("Mr. O\u2019Brien's \"caf\u00e9\" -- na\u00efve, isn't it?")
+        == "mr o'brien's cafe naive isn't it"
+    )
+    assert asr_transcript("  Rock-and-roll  ") == "rock and roll"
+    assert asr_transcript("Room 5") == "room 5"  # a digit is reported by prepare, not read out
