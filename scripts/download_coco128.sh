@@ -9,6 +9,8 @@
 # The download resumes if interrupted. No checksum is published next to the file, so none is pinned here:
 # the script prints the archive's sha256 for you to compare, and checks that it holds 128 images.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_download.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_download.sh"
 out=${1:-data/coco128}
 url="https://github.com/ultralytics/assets/releases/download/v0.0.0/coco128.zip"
 zip="$out.zip"
@@ -21,14 +23,8 @@ if [ -f "$out/data.yaml" ] && [ -d "$out/images/train2017" ]; then
 fi
 
 if [ ! -f "$zip" ]; then
-  if command -v curl >/dev/null 2>&1; then
-    curl -fL --retry 3 -C - -o "$zip.part" "$url"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -c -O "$zip.part" "$url"
-  else
-    echo "error: need curl or wget to download $url" >&2
-    exit 1
-  fi
+  dl_need_fetch "$url"
+  dl_fetch "$url" "$zip.part"
   mv "$zip.part" "$zip"
 fi
 

@@ -11,12 +11,13 @@
 # a temp dir, moved into place when complete and then deleted. Needs internet, curl or wget, md5sum (or md5)
 # and tar.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_download.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_download.sh"
 out=${1:-data/librispeech}
 shift || true
 subsets=("$@")
 [ ${#subsets[@]} -gt 0 ] || subsets=(dev-clean test-clean)
-mirrors=(https://www.openslr.org https://us.openslr.org https://openslr.elda.org)
-if [ -n "${OPENSLR_MIRROR:-}" ]; then mirrors=("${OPENSLR_MIRROR%/}" "${mirrors[@]}"); fi
+dl_openslr_mirrors
 sums=(
   "dev-clean 42e2234ba48799c1f50f24a7926300a1"
   "dev-other c8d0bcc9cca99d4f8b62fcc847357931"
@@ -27,90 +28,13 @@ sums=(
   "train-other-500 d1a0fd59409feb2c614ce4d30c387708"
 )
 
-if command -v md5sum >/dev/null 2>&1; then
-  md5() { md5sum "$1" | cut -d' ' -f1; }
-elif command -v md5 >/dev/null 2>&1; then
-  md5() { md5 -q "$1"; }
-else
-  echo "error: need md5sum or md5 to check the downloads" >&2
-  exit 1
-fi
-if command -v curl >/dev/null 2>&1; then
-  fetch() { curl -fL --retry 3 -C - -o "$2" "$1"; } # -C -: resume a partial file
-elif command -v wget >/dev/null 2>&1; then
-  fetch() { wget -c -O "$2" "$1"; }
-else
-  echo "error: need curl or wget to download from ${mirrors[0]}" >&2
-  exit 1
-fi
-
-sum_of() { # sum_of SUBSET: its MD5, nothing for an unknown subset
-  local entry s m
-  for entry in "${sums[@]}"; do
-    read -r s m <<<"$entry"
-    if [ "$s" = "$1" ]; then echo "$m"; fi
-  done
-}
-if [ -n "$(sum_of "$out")" ]; then
-  echo "error: '$out' is a subset, not a directory; usage: $0 [OUT_DIR] [SUBSET ...]" >&2
-  exit 1
-fi
-for subset in "${subsets[@]}"; do
-  if [ -z "$(sum_of "$subset")" ]; then
-    echo "error: unknown subset '$subset'; use one or more of: ${sums[*]%% *}" >&2
-    exit 1
-  fi
-done
+dl_need_sum md5 "the downloads"
+dl_need_fetch "from ${DL_MIRRORS[0]}"
+dl_check_names subset "$out" "${sums[@]}" -- "${subsets[@]}"
 
 mkdir -p "$out/LibriSpeech"
-tmp=""
-trap 'if [ -n "$tmp" ]; then rm -rf "$tmp"; fi' EXIT
 for subset in "${subsets[@]}"; do
-  if [ -d "$out/LibriSpeech/$subset" ]; then
-    echo "ok   $out/LibriSpeech/$subset (remove it to download again)"
-    continue
-  fi
-  sum=$(sum_of "$subset")
-  name="$subset.tar.gz"
-  archive="$out/$name"
-  if [ ! -f "$archive" ]; then
-    fetched=false
-    # a .part that an earlier run finished but did not rename cannot be resumed: its sum says it is complete
-    if [ -f "$archive.part" ] && [ "$(md5 "$archive.part")" = "$sum" ]; then
-      fetched=true
-    else
-      for mirror in "${mirrors[@]}"; do
-        if fetch "$mirror/resources/12/$name" "$archive.part"; then
-          fetched=true
-          break
-        fi
-        echo "warning: no (complete) download of $name from $mirror" >&2
-      done
-    fi
-    if [ ! -f "$archive.part" ] || [ "$(md5 "$archive.part")" != "$sum" ]; then
-      if $fetched; then
-        rm -f "$archive.part"
-        echo "error: $name has the wrong MD5 (expected $sum); removed the damaged file, run again" >&2
-      else
-        echo "error: could not download $name from any mirror; check the connection, run again to resume" >&2
-      fi
-      exit 1
-    fi
-    mv -f "$archive.part" "$archive"
-    echo "got  $archive"
-  fi
-  tmp=$(mktemp -d "$out/.unpack.XXXXXX")
-  tar -xf "$archive" -C "$tmp"
-  [ -d "$tmp/LibriSpeech/$subset" ] || { echo "error: $name has no LibriSpeech/$subset" >&2; exit 1; }
-  mv "$tmp/LibriSpeech/$subset" "$out/LibriSpeech/$subset"
-  for f in "$tmp/LibriSpeech"/*; do # SPEAKERS.TXT, CHAPTERS.TXT, ...: the same in every archive
-    if [ -f "$f" ] && [ ! -e "$out/LibriSpeech/$(basename "$f")" ]; then mv "$f" "$out/LibriSpeech/"; fi
-  done
-  rm -rf "$tmp"
-  tmp=""
-  rm -f "$archive"
-  n=$(find "$out/LibriSpeech/$subset" -name '*.flac' | wc -l | tr -d ' ')
-  echo "got  $out/LibriSpeech/$subset ($n utterances)"
+  dl_openslr_subset LibriSpeech 12 flac "$out" "$subset" "$(dl_lookup "$subset" "${sums[@]}")"
 done
 echo "LibriSpeech ${subsets[*]} is in $out/LibriSpeech; next:" \
   "bash recipes/asr_dfcnn/run.sh --corpus $out/LibriSpeech --train-set train-clean-100 --valid-set dev-clean" \

@@ -7,6 +7,8 @@
 # only once its sum is right, so an interrupted run never leaves a partial json behind. Needs internet
 # and curl or wget; offline, `aics squad synth --out DIR` writes a dataset in the same format.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib_download.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_download.sh"
 out=${1:-data/squad}
 base="https://rajpurkar.github.io/SQuAD-explorer/dataset"
 files=(
@@ -14,38 +16,24 @@ files=(
   "dev-v1.1.json 95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9"
 )
 
-if command -v sha256sum >/dev/null 2>&1; then
-  sha256() { sha256sum "$1" | cut -d' ' -f1; }
-elif command -v shasum >/dev/null 2>&1; then
-  sha256() { shasum -a 256 "$1" | cut -d' ' -f1; }
-else
-  echo "error: need sha256sum or shasum to check the downloads" >&2
-  exit 1
-fi
-if command -v curl >/dev/null 2>&1; then
-  fetch() { curl -fsSL --retry 3 -o "$2" "$1"; }
-elif command -v wget >/dev/null 2>&1; then
-  fetch() { wget -q -O "$2" "$1"; }
-else
-  echo "error: need curl or wget to download from $base" >&2
-  exit 1
-fi
+dl_need_sum sha256 "the downloads"
+dl_need_fetch "from $base"
 
 mkdir -p "$out"
 tmp=""
 trap 'if [ -n "$tmp" ]; then rm -f "$tmp"; fi' EXIT
 for entry in "${files[@]}"; do
   read -r name sum <<<"$entry"
-  if [ -f "$out/$name" ] && [ "$(sha256 "$out/$name")" = "$sum" ]; then
+  if [ -f "$out/$name" ] && [ "$(dl_sum "$out/$name")" = "$sum" ]; then
     echo "ok   $out/$name"
     continue
   fi
   tmp=$(mktemp "$out/.$name.XXXXXX")
-  if ! fetch "$base/$name" "$tmp"; then
+  if ! dl_fetch_whole "$base/$name" "$tmp" 3; then
     echo "error: could not download $base/$name; check the connection and try again" >&2
     exit 1
   fi
-  got=$(sha256 "$tmp")
+  got=$(dl_sum "$tmp")
   if [ "$got" != "$sum" ]; then
     echo "error: $name has SHA-256 $got, expected $sum; the download is damaged or the file changed" >&2
     exit 1
