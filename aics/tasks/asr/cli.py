@@ -124,7 +124,7 @@ def prepare(src, out, fmt, units, train_set, valid_frac, test_frac, seed, worker
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes.")
 @overwrite_option
 def features(data, out, conf, overrides, workers, overwrite) -> None:
-    """Compute the features section's features of every subset once (float16, memory-mapped)."""
+    """Compute the features of every subset once (float16, memory-mapped), as the config's features say."""
     from aics.core.config import load_config
     from aics.tasks.asr.config import AsrConfig
     from aics.tasks.asr.data import check_prepared
@@ -189,7 +189,7 @@ def ngram(data, out, subset, unit, order) -> None:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Batch size.")
 @device_option
 def decode(exp, data, subset, ckpt, method, beam, lm, lm_weight, bonus, batch_size, device) -> None:
-    """Decode a subset and score it -> EXP/decode_<subset>_<method>/ and EXP/RESULTS.md."""
+    """Decode a subset and score it -> EXP/decode_<subset>_<settings>/ and EXP/RESULTS.md."""
     from aics.core.paths import existing_checkpoint
     from aics.tasks.asr.data import check_features
 
