@@ -36,7 +36,8 @@ valid_set=dev                # the subset that picks best.pt (LibriSpeech: dev-c
 subsets="test test-heldout"  # stages 3 and 4: subsets to decode and judge (missing ones are skipped)
 beam=10
 lm_order=5                   # the character n-gram LM of stage 3
-lm_weight=0.5
+lm_weight=1.0                # stage 3: LM weight and per-unit bonus of shallow fusion (chosen on dev)
+lm_bonus=1.0
 judge=true                   # stage 4: run the pocketsphinx judge (English corpora only)
 ngpu=1                       # >1: train with torchrun --nproc-per-node $ngpu
 device=auto
@@ -97,7 +98,7 @@ if run_stage 3; then
     aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" --method beam --beam "$beam" \
       --device "$device"
     aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" --method beam --beam "$beam" \
-      --lm "$lm" --lm-weight "$lm_weight" --device "$device"
+      --lm "$lm" --lm-weight "$lm_weight" --bonus "$lm_bonus" --device "$device"
   done
 fi
 

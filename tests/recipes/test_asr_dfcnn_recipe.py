@@ -34,7 +34,7 @@ def test_asr_dfcnn_recipe_all_stages(tmp_path):
         assert (exp / f).exists(), f"{exp}/{f} missing"
     scores = {}
     for subset in ("test", "test-heldout"):
-        for tag in ("greedy", "beam10", "beam10_lm-char5_w0.5"):
+        for tag in ("greedy", "beam10", "beam10_lm-char5_w1_b1"):
             d = exp / f"decode_{subset}_{tag}"
             for f in ("hyp.txt", "ref.txt", "per_utt.jsonl", "scores.json"):
                 assert (d / f).is_file(), f"{d}/{f} missing"
@@ -42,12 +42,12 @@ def test_asr_dfcnn_recipe_all_stages(tmp_path):
         judged = json.loads((exp / f"judge_pocketsphinx_{subset}/scores.json").read_text())
         # the judge's level on the corpus's own recordings: flite voices are recognised almost perfectly
         assert judged["wer"] < 0.15, judged
-    s = scores["test", "beam10_lm-char5_w0.5"]
+    s = scores["test", "beam10_lm-char5_w1_b1"]
     assert s["uer_name"] == "CER" and set(s["per_speaker"]) == {"101", "105"}
     assert set(scores["test-heldout", "greedy"]["per_speaker"]) == {"102"}
     # learnability: clearly better than the empty output (CER 100%) on held-out sentences
     assert scores["test", "greedy"]["uer"] < 0.8, scores["test", "greedy"]
     table = (exp / "RESULTS.md").read_text()
-    assert "decode_test" not in table and "test_beam10_lm-char5_w0.5" in table
+    assert "decode_test" not in table and "test_beam10_lm-char5_w1_b1" in table
     assert "judge_pocketsphinx_test" in table
     assert (tmp_path / "exp/asr/RESULTS.md").is_file()
