@@ -94,6 +94,18 @@ def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
     return torch.amp.GradScaler("cuda", enabled=active)
 
 
+def clipped_step(
+    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, parameters, clip: float
+) -> None:
+    """The optimizer step through the mixed-precision scaler, the gradient norm clipped to ``clip`` first (on
+    the unscaled gradients; 0: no clipping)."""
+    if clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 class StopSignal:
     """Defers SIGINT/SIGTERM to a step boundary so a checkpoint is never taken mid-update.
 

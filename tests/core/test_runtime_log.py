@@ -107,3 +107,16 @@ def test_keep_freed_memory_reuses_big_blocks_instead_of_faulting_them_in_again()
     counts = [page_faults_of_one_big_tensor() for _ in range(16)]
     # the first few land on new heap (glibc parks the small alignment remainders in its 7-slot cache)
     assert min(counts[-4:]) < 1000, f"page faults per 48 MiB tensor: {counts} (12288 when mapped afresh)"
+
+
+def test_clipped_step_clips_the_gradient_norm_only_when_asked():
+    import torch
+
+    from aics.core.runtime import clipped_step, grad_scaler
+
+    for clip, expected in ((0.0, 3.0), (1.5, 1.5)):
+        w = torch.nn.Parameter(torch.zeros(2))
+        opt = torch.optim.SGD([w], lr=1.0)
+        w.grad = torch.tensor([3.0, 0.0])
+        clipped_step(opt, grad_scaler(torch.device("cpu"), True), [w], clip)
+        assert torch.allclose(w.detach(), torch.tensor([-expected, 0.0]))

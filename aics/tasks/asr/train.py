@@ -24,7 +24,7 @@ from aics.core.errors import UserError
 from aics.core.io import read_json
 from aics.core.loader import LengthGroupedSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
-from aics.core.runtime import StopSignal, autocast, grad_scaler
+from aics.core.runtime import StopSignal, autocast, clipped_step, grad_scaler
 from aics.core.trainloop import (
     RunSpec,
     after_step,
@@ -173,11 +173,7 @@ def _fit(cfg: AsrConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
                 loss = ctc_loss(logits, out_lens, targets.to(device), target_lens.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if tc.clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-                scaler.step(optimizer)
-                scaler.update()
+                clipped_step(optimizer, scaler, model.parameters(), tc.clip)
                 scheduler.step()
                 step += 1
                 batch_in_epoch += 1

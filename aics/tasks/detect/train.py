@@ -32,7 +32,7 @@ from aics.core.dist import DistContext, any_rank, barrier, broadcast_object, wra
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress, setup_logging
-from aics.core.runtime import StopSignal, autocast, grad_scaler
+from aics.core.runtime import StopSignal, autocast, clipped_step, grad_scaler
 from aics.core.stage import done_info, is_done
 from aics.core.trainloop import (
     RunSpec,
@@ -367,10 +367,7 @@ def _fit(cfg: DetectConfig, run_spec: RunSpec, exp: Path, ctx: DistContext, weig
                 step += 1
                 batch_in_epoch += 1
                 if step - last_opt_step >= accumulate:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
-                    scaler.step(optimizer)
-                    scaler.update()
+                    clipped_step(optimizer, scaler, model.parameters(), 10.0)
                     optimizer.zero_grad(set_to_none=True)
                     if ema is not None:
                         ema.update(model)

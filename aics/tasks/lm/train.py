@@ -34,7 +34,7 @@ from aics.core.dist import (
 from aics.core.errors import UserError
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
-from aics.core.runtime import StopSignal, autocast, grad_scaler, keep_freed_memory
+from aics.core.runtime import StopSignal, autocast, clipped_step, grad_scaler, keep_freed_memory
 from aics.core.trainloop import (
     RunSpec,
     after_step,
@@ -242,11 +242,7 @@ def _fit(cfg: LMConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistConte
                 loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=-100)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if tc.clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-                scaler.step(optimizer)
-                scaler.update()
+                clipped_step(optimizer, scaler, model.parameters(), tc.clip)
                 if schedule == "cosine":
                     scheduler.step()
                 step += 1

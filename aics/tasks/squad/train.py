@@ -28,7 +28,7 @@ from aics.core.io import read_json
 from aics.core.loader import LengthGroupedSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.paths import resolve_checkpoint as resolve_ckpt
-from aics.core.runtime import StopSignal, autocast, grad_scaler, keep_freed_memory
+from aics.core.runtime import StopSignal, autocast, clipped_step, grad_scaler, keep_freed_memory
 from aics.core.trainloop import (
     RunSpec,
     after_step,
@@ -348,11 +348,7 @@ def _fit(cfg: SquadConfig, spec: RunSpec, data_dir: Path, exp: Path, ctx: DistCo
                     weight = len(part) / len(idx)
                     loss_sum += micro_step(batch, weight, sync=m == len(parts) - 1) * weight
                     tokens += int(batch["attention_mask"].sum())
-                if tc.clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-                scaler.step(optimizer)
-                scaler.update()
+                clipped_step(optimizer, scaler, model.parameters(), tc.clip)
                 scheduler.step()
                 step += 1
                 batch_in_epoch += 1
