@@ -329,29 +329,14 @@ def report(exps: list[str], out: str | None = None) -> str:
 
 def plot_curves(exps: list[Path], path: Path) -> Path | None:
     """Train and valid CTC loss, and the valid unit error rate per epoch of every trained experiment."""
-    from aics.core.io import read_jsonl
-    from aics.core.plot import pyplot, save_figure
+    from aics.core.plot import save_figure, training_curves
 
-    trained = [e for e in exps if (e / "log" / "metrics.jsonl").is_file()]
-    if not trained:
+    panels = [("valid", "loss", "valid CTC loss", 1.0), ("valid", "uer", "valid unit error rate (%)", 100.0)]
+    made = training_curves(exps, panels, train_title="train CTC loss")
+    if made is None:
         return None
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for exp in trained:
-        records = read_jsonl(exp / "log" / "metrics.jsonl")
-        train = [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
-        if train:
-            axes[0].plot(*zip(*train, strict=True), label=exp.name, linewidth=1)
-        valid = [r for r in records if r["split"] == "valid"]
-        for ax, key in zip(axes[1:], ("loss", "uer"), strict=True):
-            pts = [(r["epoch"], 100 * r[key] if key == "uer" else r[key]) for r in valid if key in r]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=exp.name)
-    axes[0].set(title="train CTC loss", xlabel="step")
-    axes[1].set(title="valid CTC loss", xlabel="epoch")
-    axes[2].set(title="valid unit error rate (%)", xlabel="epoch")
+    fig, axes = made
     for ax in axes:
-        ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -279,31 +279,16 @@ def report(exps: list[str], out: str | None = None) -> str:
 
 def plot_curves(exps: list[Path], rows: list[dict], path: Path) -> Path | None:
     """Train loss per step and dev EM / F1 per epoch of every trained experiment, the baselines as lines."""
-    from aics.core.io import read_jsonl
-    from aics.core.plot import pyplot, save_figure
+    from aics.core.plot import save_figure, training_curves
 
-    trained = [e for e in exps if (e / "log" / "metrics.jsonl").is_file()]
-    if not trained:
+    made = training_curves(exps, [("dev", "em", "dev EM", 1.0), ("dev", "f1", "dev F1", 1.0)])
+    if made is None:
         return None
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for exp in trained:
-        records = read_jsonl(exp / "log" / "metrics.jsonl")
-        train = [(r["step"], r["loss"]) for r in records if r["split"] == "train"]
-        if train:
-            axes[0].plot(*zip(*train, strict=True), label=exp.name, linewidth=1)
-        for ax, key in zip(axes[1:], ("em", "f1"), strict=True):
-            dev = [(r["epoch"], r[key]) for r in records if r["split"] == "dev"]
-            if dev:
-                ax.plot(*zip(*dev, strict=True), marker="o", label=exp.name)
+    fig, axes = made
     for row in rows:
         if row["init"] == "-":  # a baseline without training
             for ax, key in zip(axes[1:], ("EM", "F1"), strict=True):
                 ax.axhline(row[key], color="black", linestyle="--", linewidth=1, label=row["exp"])
-    for ax, title in zip(axes, ("train loss", "dev EM", "dev F1"), strict=True):
-        ax.set_title(title)
-        ax.set_xlabel("step" if ax is axes[0] else "epoch")
-        ax.grid(True, alpha=0.3)
     axes[0].set_yscale("log")
     axes[-1].legend(loc="lower right", fontsize=8)
     return save_figure(fig, path)
