@@ -294,14 +294,14 @@ def compute_features(
     write_text(out / "units.txt", (data_dir / "units.txt").read_text(encoding="utf-8"))
     prepared = read_json(data_dir / "stats.json")
     info["unit_kind"] = prepared["units"]
-    total = sum(len(read_jsonl(data_dir / f"{s}.jsonl")) for s in subsets)
-    bar = progress(total=total, desc="features", enabled=show_progress)
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Inline() as pool:
-        for s in subsets:
-            rows = read_jsonl(data_dir / f"{s}.jsonl")
+    manifests = {s: read_jsonl(data_dir / f"{s}.jsonl") for s in subsets}
+    bar = progress(total=sum(map(len, manifests.values())), desc="features", enabled=show_progress)
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for s, rows in manifests.items():
             chunks = [[r["wav"] for r in rows[i : i + 16]] for i in range(0, len(rows), 16)]
             arrays: list[np.ndarray] = []
-            for part in pool.map(_extract_chunk, [(c, f) for c in chunks]):
+            for part in (pool.map if pool else map)(_extract_chunk, [(c, f) for c in chunks]):
                 arrays += part
                 bar.update(len(part))
             lengths = np.array([len(a) for a in arrays], dtype=np.int64)
@@ -313,23 +313,13 @@ def compute_features(
                 out / f"{s}.jsonl", [{**r, "frames": int(n)} for r, n in zip(rows, lengths, strict=True)]
             )
             info["subsets"][s] = {"utterances": len(rows), "frames": int(offsets[-1])}
+    finally:
+        if pool is not None:
+            pool.shutdown()
     bar.close()
     write_json(out / FEATURES_FILE, info)
     mark_done(out, {"dim": dim}, params=params)
     return info
-
-
-class _Inline:
-    """A stand-in for a process pool with one worker."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def map(self, fn, items):
-        return map(fn, items)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -24,7 +24,7 @@ from aics.core.io import read_json, write_json, write_jsonl, write_text
 from aics.core.log import get_logger, progress
 from aics.core.paths import resolve_checkpoint as resolve_ckpt
 from aics.core.report import markdown_table
-from aics.tasks.asr.data import FeatureSet, features_of, units_text
+from aics.tasks.asr.data import Collate, FeatureSet, features_of, units_text
 from aics.tasks.asr.metrics import edit_ops
 from aics.tasks.asr.model import BLANK, DFCNN, build_model
 
@@ -55,19 +55,15 @@ def utterance_log_probs(model: DFCNN, ds: FeatureSet, batch_size: int, device: t
     """Yields (position in ds, log-probabilities (T', V) float32 numpy, CTC loss or nan) for every
     utterance, in batches of similar length."""
     model.eval()
+    pad = Collate()  # no SpecAugment
     order = sorted(range(len(ds)), key=lambda i: ds.lengths[ds.keep[i]])
     for lo in range(0, len(order), batch_size):
-        items = [ds.item(i) for i in order[lo : lo + batch_size]]
-        lengths = torch.tensor([len(x) for _, x, _ in items])
-        feats = torch.zeros(len(items), int(lengths.max()), items[0][1].shape[1])
-        for b, (_, x, _) in enumerate(items):
-            feats[b, : len(x)] = x
+        feats, lengths, targets, target_lengths, _ = pad([ds.item(i) for i in order[lo : lo + batch_size]])
         logits, out_lens = model(feats.to(device), lengths.to(device))
         log_probs = F.log_softmax(logits.float(), dim=-1)  # (B, T', V)
-        targets = [torch.tensor(t, dtype=torch.long) for _, _, t in items]
         losses = F.ctc_loss(
-            log_probs.transpose(0, 1), torch.cat(targets).to(device), out_lens,
-            torch.tensor([len(t) for t in targets], device=device), blank=BLANK, reduction="none",
+            log_probs.transpose(0, 1), targets.to(device), out_lens, target_lengths.to(device), blank=BLANK,
+            reduction="none",
         ).cpu()  # fmt: skip
         lp = log_probs.cpu().numpy()
         for b, i in enumerate(order[lo : lo + batch_size]):

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import from_dict, save_config, to_dict
@@ -67,17 +68,6 @@ def trainable(ds: FeatureSet, model) -> tuple[list[int], int]:
     return ok, len(ds) - len(ok)
 
 
-class Subset:
-    def __init__(self, ds: FeatureSet, positions: list[int]):
-        self.ds, self.positions = ds, positions
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i: int):
-        return self.ds.item(self.positions[i])
-
-
 def train(cfg: AsrConfig, feats_dir: str | Path, exp_dir: str | Path, overwrite: bool = False) -> dict:
     """Train (or resume) one experiment; returns the last epoch's valid scores."""
     feats_dir, exp = check_features(feats_dir), Path(exp_dir)
@@ -107,7 +97,7 @@ def _fit(cfg: AsrConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
     positions, dropped = trainable(train_ds, model)
     if not positions:
         raise_short(train_ds, model)
-    train_set = Subset(train_ds, positions)
+    train_set = Subset(train_ds, positions)  # the utterances CTC can align
     lengths = train_ds.lengths[[train_ds.keep[p] for p in positions]]
     sampler = LengthGroupedSampler(
         lengths, tc.batch_size, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
