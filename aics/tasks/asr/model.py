@@ -69,10 +69,6 @@ class DFCNN(nn.Module):
             out = torch.div(out, p, rounding_mode="floor")
         return out
 
-    def min_input_frames(self, target_len: int) -> int:
-        """Shortest input that leaves at least ``target_len`` output frames."""
-        return max(1, target_len) * self.time_reduction
-
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None):
         """feats (B, T, F) -> logits (B, T', n_units) and, if lengths were given, the output lengths (B,).
 

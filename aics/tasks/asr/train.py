@@ -96,7 +96,10 @@ def _fit(cfg: AsrConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
     model = build_model(cfg.model, info["dim"], len(units)).to(device)
     positions, dropped = trainable(train_ds, model)
     if not positions:
-        raise_short(train_ds, model)
+        raise UserError(
+            f"no training utterance is long enough for its transcript after the model's time reduction of "
+            f"{model.time_reduction}; use smaller model.time_pool values or a smaller features.hop"
+        )
     train_set = Subset(train_ds, positions)  # the utterances CTC can align
     lengths = train_ds.lengths[[train_ds.keep[p] for p in positions]]
     sampler = LengthGroupedSampler(
@@ -225,10 +228,3 @@ def check_model(cfg: AsrConfig, dim: int) -> None:
         )
     if mc.dropout >= 1:
         raise UserError(f"model.dropout={mc.dropout} must be below 1")
-
-
-def raise_short(ds: FeatureSet, model) -> None:
-    raise UserError(
-        f"no training utterance is long enough for its transcript after the model's time reduction of "
-        f"{model.time_reduction}; use smaller model.time_pool values or a smaller features.hop"
-    )
