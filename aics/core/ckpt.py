@@ -113,6 +113,27 @@ def load_weights(model: torch.nn.Module, state: dict, path: str | os.PathLike) -
         raise UserError(f"{path}: its weights do not fit the model its config describes ({reason})") from None
 
 
+def average_weights(states: list[dict], paths: list | None = None) -> dict:
+    """The element-wise mean of model state dicts (the last epochs of one run, as icefall's ``--avg`` and
+    ESPnet's checkpoint averaging do). Floating tensors (BatchNorm statistics included) are averaged in
+    float64 and cast back; integer ones (BatchNorm's batch counter) are taken from the last state."""
+    if not states:
+        raise ValueError("nothing to average")
+    names = paths or [f"state {i}" for i in range(len(states))]
+    out = {}
+    for k, last in states[-1].items():
+        for s, name in zip(states, names, strict=True):
+            if k not in s or s[k].shape != last.shape:
+                raise UserError(
+                    f"{name}: its weights differ in shape from {names[-1]} ({k}); average one run only"
+                )
+        if last.is_floating_point():
+            out[k] = (sum(s[k].double() for s in states) / len(states)).to(last.dtype)
+        else:
+            out[k] = last.clone()
+    return out
+
+
 # ---- RNG state (python, numpy, torch, cuda) as weights_only-safe primitives ----
 
 

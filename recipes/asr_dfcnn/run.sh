@@ -7,8 +7,8 @@
 #   Stage 0: corpus (synthesize it unless --corpus is given), then prepare: validate, output units, manifests
 #   Stage 1: features (log-mel or log spectrogram, normalised per utterance)
 #   Stage 2: train -> $exp/$name
-#   Stage 3: decode every subset in --subsets: greedy, prefix beam search, beam search with a character
-#            n-gram LM trained on the training transcripts
+#   Stage 3: decode every subset in --subsets (the mean of the last --avg epochs' weights): greedy, prefix
+#            beam search, beam search with a character n-gram LM trained on the training transcripts
 #   Stage 4: the pocketsphinx judge on the same subsets' own recordings (the level synthesis is held to);
 #            $exp/$name/RESULTS.md and $exp/RESULTS.md
 #
@@ -34,10 +34,12 @@ vocab_size=0                 # synthetic corpus: words per word class (0: all)
 train_set=train              # the corpus's training subset (LibriSpeech: train-clean-100)
 valid_set=dev                # the subset that picks best.pt (LibriSpeech: dev-clean)
 subsets="test test-heldout"  # stages 3 and 4: subsets to decode and judge (missing ones are skipped)
-beam=10
-lm_order=5                   # the character n-gram LM of stage 3
-lm_weight=1.0                # stage 3: LM weight and per-unit bonus of shallow fusion (chosen on dev)
-lm_bonus=1.0
+beam=20
+lm_order=7                   # the character n-gram LM of stage 3
+lm_weight=1.5                # stage 3: LM weight and per-unit bonus of shallow fusion (chosen on dev)
+lm_bonus=3.0
+avg=5                        # stage 3: decode the mean weights of the last N epochs (1: best.pt); at most
+                             # the epochs trained, and the config must keep them (train.keep_epochs >= N or 0)
 judge=true                   # stage 4: run the pocketsphinx judge (English corpora only)
 ngpu=1                       # >1: train with torchrun --nproc-per-node $ngpu
 device=auto
@@ -92,13 +94,16 @@ if run_stage 3; then
   log "Stage 3: character ${lm_order}-gram LM -> $lm; decode $subsets"
   mkdir -p "$exp/$tag/lm"
   aics asr ngram --data "$prepared" --subset "$train_set" --out "$lm" --unit char --order "$lm_order"
+  model=(--ckpt best)
+  [ "$avg" -le 1 ] || model=(--ckpt last --avg "$avg")
   for s in $subsets; do
     present "$s" || { log "no subset $s in $feats: skipped"; continue; }
-    aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" --method greedy --device "$device"
-    aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" --method beam --beam "$beam" \
+    aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" "${model[@]}" --method greedy \
       --device "$device"
-    aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" --method beam --beam "$beam" \
-      --lm "$lm" --lm-weight "$lm_weight" --bonus "$lm_bonus" --device "$device"
+    aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" "${model[@]}" --method beam \
+      --beam "$beam" --device "$device"
+    aics asr decode --exp "$exp/$tag" --data "$feats" --subset "$s" "${model[@]}" --method beam \
+      --beam "$beam" --lm "$lm" --lm-weight "$lm_weight" --bonus "$lm_bonus" --device "$device"
   done
 fi
 

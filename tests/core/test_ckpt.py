@@ -271,3 +271,28 @@ def test_incomplete_or_misfitting_checkpoints_are_user_errors(tmp_path):
         require_parts({"model": {}, "config": "nonsense", "extra": {}}, tmp_path / "x.pt")
     with pytest.raises(UserError, match=r"x\.pt: its weights do not fit the model"):
         load_weights(nn.Linear(2, 3), {"weight": torch.zeros(5, 5)}, tmp_path / "x.pt")
+
+
+def test_average_weights_is_the_mean_of_float_tensors_and_the_last_counter():
+    from aics.core.ckpt import average_weights
+
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)).to(torch.float64) for _ in range(3)]
+    for i, n in enumerate(nets):
+        n[1].num_batches_tracked.fill_(10 * (i + 1))
+        n[1].running_var.uniform_(0.5, 2)
+    states = [n.state_dict() for n in nets]
+    avg = average_weights(states)
+    assert list(avg) == list(states[-1])
+    for k, v in avg.items():
+        if k.endswith("num_batches_tracked"):
+            assert v.item() == 30
+        else:
+            assert v.dtype == torch.float64 and torch.allclose(
+                v, (states[0][k] + states[1][k] + states[2][k]) / 3
+            )
+    half = [{k: v.half() for k, v in s.items() if v.is_floating_point()} for s in states[:2]]
+    assert average_weights(half)["0.weight"].dtype == torch.float16
+    bad = {**states[1], "0.weight": torch.zeros(5, 3, dtype=torch.float64)}
+    with pytest.raises(UserError, match=r"b\.pt: its weights differ in shape from c\.pt \(0\.weight\)"):
+        average_weights([states[0], bad, states[2]], ["a.pt", "b.pt", "c.pt"])

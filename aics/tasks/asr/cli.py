@@ -186,9 +186,17 @@ def ngram(data, out, subset, unit, order) -> None:
               help="LM weight in shallow fusion.")  # fmt: skip
 @click.option("--bonus", default=0.0, show_default=True, type=float,
               help="Score per emitted unit (char LM) or word (word LM).")  # fmt: skip
+@click.option(
+    "--avg",
+    "average",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Average the weights of this many epochs ending at --ckpt's (needs their epoch-NNN.pt).",
+)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Batch size.")
 @device_option
-def decode(exp, data, subset, ckpt, method, beam, lm, lm_weight, bonus, batch_size, device) -> None:
+def decode(exp, data, subset, ckpt, method, beam, lm, lm_weight, bonus, average, batch_size, device) -> None:
     """Decode a subset and score it -> EXP/decode_<subset>_<settings>/ and EXP/RESULTS.md."""
     from aics.core.paths import existing_checkpoint
     from aics.tasks.asr.data import check_features
@@ -206,7 +214,8 @@ def decode(exp, data, subset, ckpt, method, beam, lm, lm_weight, bonus, batch_si
     from aics.tasks.asr.infer import decode as run
     from aics.tasks.asr.infer import report, summary
 
-    s = run(exp, data, subset, ckpt, method, beam, lm, lm_weight, bonus, batch_size, device or "auto")
+    s = run(exp, data, subset, ckpt, method, beam, lm, lm_weight, bonus, batch_size, device or "auto",
+            average=average)  # fmt: skip
     report([exp], str(Path(exp) / "RESULTS.md"))
     click.echo(f"{exp} {subset} {method}: {summary(s)}")
 

@@ -61,6 +61,17 @@ class SpecAugmentConfig:
     time_ratio: float = option(
         0.1, help="no time mask is longer than this fraction of the utterance", min=0.0
     )
+    speed: float = option(
+        0.0,
+        help="stretch each utterance's time axis by a random factor in [1 - speed, 1 + speed] (0: off)",
+        min=0.0,
+    )
+    warp: float = option(
+        0.0,
+        help="scale each utterance's frequency axis by a random factor in [1 - warp, 1 + warp], a stand-in "
+        "for another vocal tract (0: off)",
+        min=0.0,
+    )
 
 
 @dataclass

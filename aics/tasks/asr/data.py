@@ -364,11 +364,35 @@ class FeatureSet:
         return self.item(i)
 
 
-def spec_augment(x, sa, gen) -> None:
-    """Mask random frequency bands and time spans of one utterance's features (T, D) in place (to 0: the
-    mean of features normalised per utterance)."""
+def _stretch(x, size: int, dim: int):
+    """``x`` (T, D) linearly resampled to ``size`` points along ``dim`` (0: time, 1: frequency), the ends
+    kept in place."""
+    import torch.nn.functional as F
+
+    y = x.T if dim == 0 else x  # interpolate along the last axis
+    y = F.interpolate(y[None], size=size, mode="linear", align_corners=True)[0]
+    return y.T.contiguous() if dim == 0 else y
+
+
+def spec_augment(x, sa, gen):
+    """One utterance's features (T, D) augmented: optionally stretched in time (speed) and warped in
+    frequency, then random frequency bands and time spans masked (to 0: the mean of features normalised per
+    utterance). Returns the new tensor; ``x`` itself may be changed in place."""
     import torch
 
+    def factor(r: float) -> float:
+        return 1.0 + r * (2 * float(torch.rand((), generator=gen)) - 1)
+
+    if sa.speed > 0:
+        x = _stretch(x, max(1, round(x.shape[0] / factor(sa.speed))), dim=0)
+    if sa.warp > 0:
+        # the spectrum moved up or down by a factor: bins above the top are cut, missing ones repeat the top
+        d, a = x.shape[1], factor(sa.warp)
+        src = torch.clamp(torch.arange(d, dtype=x.dtype) / a, max=d - 1)
+        lo = src.floor().long()
+        hi = torch.clamp(lo + 1, max=d - 1)
+        w = src - lo
+        x = x[:, lo] * (1 - w) + x[:, hi] * w
     t, d = x.shape
     for _ in range(sa.freq_masks):
         w = int(torch.randint(0, sa.freq_width + 1, (), generator=gen))
@@ -381,6 +405,7 @@ def spec_augment(x, sa, gen) -> None:
         if 0 < w < t:
             t0 = int(torch.randint(0, t - w + 1, (), generator=gen))
             x[t0 : t0 + w] = 0
+    return x
 
 
 class Collate:
@@ -399,13 +424,19 @@ class Collate:
         from aics.core.loader import epoch_seed
 
         idx = [i for i, _, _ in items]
-        lengths = torch.tensor([len(x) for _, x, _ in items])
-        feats = torch.zeros(len(items), int(lengths.max()), items[0][1].shape[1])
-        for b, (i, x, _) in enumerate(items):
-            if self.sa is not None and self.sa.enabled:
-                x = x.clone()
-                gen = torch.Generator().manual_seed(epoch_seed(self.seed * 1_000_003 + i, self.epoch))
-                spec_augment(x, self.sa, gen)
+        xs = [x for _, x, _ in items]
+        if self.sa is not None and self.sa.enabled:
+            xs = [
+                spec_augment(
+                    x.clone(),
+                    self.sa,
+                    torch.Generator().manual_seed(epoch_seed(self.seed * 1_000_003 + i, self.epoch)),
+                )
+                for i, x in zip(idx, xs, strict=True)
+            ]
+        lengths = torch.tensor([len(x) for x in xs])
+        feats = torch.zeros(len(items), int(lengths.max()), xs[0].shape[1])
+        for b, x in enumerate(xs):
             feats[b, : len(x)] = x
         targets = torch.tensor([t for _, _, ts in items for t in ts], dtype=torch.long)
         target_lengths = torch.tensor([len(ts) for _, _, ts in items])

@@ -140,9 +140,9 @@ def evaluate(model: DFCNN, ds: FeatureSet, units: list[str], kind: str, device, 
 
 
 def decode_tag(method: str, beam: int, lm: str = "", lm_weight: float = 0.5, bonus: float = 0.0,
-               ckpt: str = "best") -> str:  # fmt: skip
+               ckpt: str = "best", average: int = 1) -> str:  # fmt: skip
     """The name of a decode's directory, from every setting that changes its result:
-    ``greedy``, ``beam10``, ``beam10_lm-char5_w0.5``, ``beam10_lm-word3_w1_b2_last``."""
+    ``greedy``, ``beam10``, ``beam10_lm-char5_w0.5``, ``beam10_lm-word3_w1_b2_last``, ``greedy_avg5``."""
     tag = "greedy" if method == "greedy" else f"beam{beam}"
     if method == "beam" and lm:
         tag += f"_lm-{Path(lm).stem}_w{lm_weight:g}"
@@ -150,7 +150,30 @@ def decode_tag(method: str, beam: int, lm: str = "", lm_weight: float = 0.5, bon
         tag += f"_b{bonus:g}"
     if ckpt != "best":
         tag += f"_{Path(ckpt).stem}"
+    if average > 1:
+        tag += f"_avg{average}"
     return tag
+
+
+def averaged(exp: Path, ck: dict, path: Path, average: int) -> tuple[dict, list[Path]]:
+    """The weights of ``average`` epochs ending at checkpoint ``ck``'s epoch, averaged, and their files."""
+    from aics.core.ckpt import CheckpointDir, average_weights
+
+    last = ck.get("epoch")
+    if not isinstance(last, int) or ck.get("batch_in_epoch"):
+        raise UserError(f"{path}: was not saved at the end of an epoch; average from best, last or epoch-NNN")
+    if average > last:
+        raise UserError(f"--avg {average}: {path} is from epoch {last}; average at most {last} epochs")
+    ckpts = CheckpointDir(exp)
+    files = [ckpts.epoch_path(e) for e in range(last - average + 1, last + 1)]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise UserError(
+            f"{ckpts.dir}: has no {', '.join(missing)} to average; train with train.keep_epochs >= "
+            f"{average} (or 0: all), or use a smaller --avg"
+        )
+    states = [ck["model"] if f.samefile(path) else load_checkpoint(f, task=TASK)["model"] for f in files]
+    return average_weights(states, files), files
 
 
 def decode(
@@ -166,8 +189,10 @@ def decode(
     batch_size: int = 32,
     device: str = "auto",
     tag: str = "",
+    average: int = 1,
 ) -> dict:
-    """Decode ``subset`` with ``exp``'s checkpoint and score it; returns the scores."""
+    """Decode ``subset`` with ``exp``'s checkpoint (or the mean of the weights of the ``average`` epochs
+    that end at its epoch) and score it; returns the scores."""
     from aics.core.paths import existing_checkpoint
     from aics.core.runtime import pick_device
     from aics.tasks.asr.data import check_features
@@ -176,6 +201,10 @@ def decode(
     path = existing_checkpoint(exp, ckpt)
     dev = pick_device(device)
     model, ck = load_trained(path, dev)
+    files = [path]
+    if average > 1:
+        weights, files = averaged(exp, ck, path, average)
+        load_weights(model, weights, files[-1])
     extra = ck["extra"]
     info = read_json(feats_dir / "features.json")
     if info["features"] != extra["features"]:
@@ -200,7 +229,7 @@ def decode(
     t0 = time.perf_counter()
     result = evaluate(model, ds, units, kind, dev, batch_size, decoder, show_progress=True)
     seconds = time.perf_counter() - t0
-    out = exp / f"decode_{subset}_{tag or decode_tag(method, beam, lm, lm_weight, bonus, ckpt)}"
+    out = exp / f"decode_{subset}_{tag or decode_tag(method, beam, lm, lm_weight, bonus, ckpt, average)}"
     out.mkdir(parents=True, exist_ok=True)
     hyps = result.pop("hyps")
     write_text(out / "hyp.txt", "".join(f"{r['id']} {r['hyp']}\n" for r in hyps))
@@ -212,6 +241,7 @@ def decode(
         "subset": subset,
         "checkpoint": str(path),
         "epoch": ck.get("epoch"),
+        "averaged": [str(f) for f in files] if average > 1 else None,
         "method": method,
         "beam": beam if method == "beam" else None,
         "lm": lm or None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Subset
 
@@ -61,9 +62,11 @@ def warmup_cosine(optimizer, warmup: int, total: int, min_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def trainable(ds: FeatureSet, model) -> tuple[list[int], int]:
-    """Indices (into ``ds``) of utterances CTC can align after pooling, and how many were left out."""
-    out = model.output_lengths(torch.as_tensor(ds.lengths[ds.keep])).tolist()
+def trainable(ds: FeatureSet, model, speed: float = 0.0) -> tuple[list[int], int]:
+    """Indices (into ``ds``) of utterances CTC can align after pooling, even when sped up by the largest
+    factor ``1 + speed`` of the augmentation, and how many were left out."""
+    frames = np.floor(ds.lengths[ds.keep] / (1 + speed)).astype(np.int64)
+    out = model.output_lengths(torch.as_tensor(frames)).tolist()
     ok = [i for i, j in enumerate(ds.keep) if ctc_feasible(out[i], ds.targets[j])]
     return ok, len(ds) - len(ok)
 
@@ -94,7 +97,8 @@ def _fit(cfg: AsrConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
     valid_ds = FeatureSet(feats_dir, tc.valid_set, units)
     seed_ranks(tc.seed, ctx)
     model = build_model(cfg.model, info["dim"], len(units)).to(device)
-    positions, dropped = trainable(train_ds, model)
+    sa = cfg.specaugment
+    positions, dropped = trainable(train_ds, model, speed=sa.speed if sa.enabled else 0.0)
     if not positions:
         raise UserError(
             f"no training utterance is long enough for its transcript after the model's time reduction of "
@@ -228,3 +232,6 @@ def check_model(cfg: AsrConfig, dim: int) -> None:
         )
     if mc.dropout >= 1:
         raise UserError(f"model.dropout={mc.dropout} must be below 1")
+    for key in ("speed", "warp"):
+        if getattr(cfg.specaugment, key) >= 0.5:
+            raise UserError(f"specaugment.{key}={getattr(cfg.specaugment, key)} must be below 0.5")

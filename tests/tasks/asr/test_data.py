@@ -31,6 +31,7 @@ from aics.tasks.asr.data import (
     features_of,
     prepare,
     read_units,
+    spec_augment,
 )
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
@@ -452,6 +453,33 @@ def test_specaugment_masks_depend_on_seed_epoch_and_utterance_only(feats):
         assert torch.equal(a[b, :t][~zero.all(0).unsqueeze(0) & ~zero.all(1).unsqueeze(1)],
                            raw[b, :t][~zero.all(0).unsqueeze(0) & ~zero.all(1).unsqueeze(1)])  # fmt: skip
         assert not a[b, t:].any(), "padding stays zero"
+
+
+def test_speed_and_warp_stretch_time_and_frequency_by_a_seeded_factor():
+    sa = SpecAugmentConfig(freq_masks=0, time_masks=0, speed=0.2, warp=0.15)
+    t, d = 500, 40
+    ramp_t = torch.arange(t, dtype=torch.float32)[:, None].expand(t, d).clone()  # value = frame index
+    ramp_f = torch.arange(d, dtype=torch.float32)[None, :].expand(t, d).clone()  # value = bin index
+    lengths, warped = set(), set()
+    for seed in range(30):
+        y = spec_augment(ramp_t.clone(), sa, torch.Generator().manual_seed(seed))
+        assert y.shape[1] == d and 500 / 1.2 - 1 <= len(y) <= 500 / 0.8 + 1
+        # a time ramp stays a ramp from the first frame to the last, the same in every bin
+        assert torch.allclose(y[:, 0], torch.linspace(0, t - 1, len(y)), atol=1e-3)
+        assert torch.allclose(y, y[:, :1].expand_as(y))
+        lengths.add(len(y))
+        z = spec_augment(ramp_f.clone(), sa, torch.Generator().manual_seed(seed))
+        assert z.shape == y.shape and torch.equal(z, z[:1].expand_as(z)), (
+            "the warp is the same in every frame"
+        )
+        a = z[0, 1].item()  # bin 1 reads bin 1 / a: the factor is the slope at the bottom
+        assert 1 / 1.15 - 1e-4 <= a <= 1 / 0.85 + 1e-4 and torch.allclose(z[0, :5], a * torch.arange(5.0))
+        assert z[0].max() <= d - 1 and (z[0].diff() >= 0).all(), "bins above the top are cut, not wrapped"
+        warped.add(round(a, 4))
+    assert len(lengths) > 10 and len(warped) > 10, "the factors vary with the seed"
+    # no speed and no warp: nothing changes
+    flat = SpecAugmentConfig(freq_masks=0, time_masks=0)
+    assert torch.equal(spec_augment(ramp_t.clone(), flat, torch.Generator().manual_seed(0)), ramp_t)
 
 
 def test_length_grouped_sampler_orders_every_index_once_by_length():

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -19,7 +20,7 @@ from aics.core.io import read_json, read_jsonl
 from aics.tasks.asr.config import AsrConfig
 from aics.tasks.asr.data import compute_features, prepare
 from aics.tasks.asr.infer import decode
-from aics.tasks.asr.train import train
+from aics.tasks.asr.train import train, trainable
 
 # The corpus, prepared dir and features are shared with test_data.py: both build them under the session's
 # base temp dir with the same settings, so whichever module runs second finds them done and skips the work.
@@ -29,7 +30,7 @@ LOGMEL40 = ["features.kind=logmel", "features.n_mels=40"]
 # 14 training utterances, batch 4: 4 steps per epoch
 TINY = ["model.channels=[4,8]", "model.time_pool=[2,2]", "model.freq_pool=[2,2]", "model.hidden=32",
         "train.epochs=2", "train.batch_size=4", "train.warmup_steps=2", "train.log_every=2",
-        "train.device=cpu"]  # fmt: skip
+        "train.device=cpu", "specaugment.speed=0.1", "specaugment.warp=0.1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +137,20 @@ def test_train_writes_checkpoints_config_logs_and_done(data, trained):
     before = [p.read_bytes() for p in files]
     assert train(cfg(), data[1], trained) == {}, "a finished experiment is not trained again"
     assert [p.read_bytes() for p in files] == before
+
+
+def test_trainable_leaves_out_what_the_largest_speed_up_makes_unalignable():
+    class Set:  # three utterances of 10 distinct-neighbour units: 10 output frames are needed
+        lengths, keep, targets = np.array([40, 44, 100]), [0, 1, 2], [[1, 2] * 5] * 3
+
+        def __len__(self):
+            return 3
+
+    from aics.tasks.asr.model import DFCNN
+
+    model = DFCNN(8, 3, channels=(2, 2), time_pool=(2, 2), freq_pool=(1, 1), hidden=4)  # time / 4
+    assert trainable(Set(), model) == ([0, 1, 2], 0)
+    assert trainable(Set(), model, speed=0.1) == ([1, 2], 1)  # 40 / 1.1 -> 36 frames -> 9 outputs
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(data, trained, tmp_path):
@@ -262,6 +277,60 @@ def test_decode_refuses_other_features_and_bad_options(data, trained, tmp_path, 
     line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--subset", "valid")
     assert "has no subset 'valid'" in line
     assert not list(exp.glob("decode_*")), "a refused decode writes nothing"
+
+
+def test_decode_averages_the_last_epochs_weights(data, trained, tmp_path, capsys):
+    from aics.core.ckpt import save_checkpoint
+
+    feats = data[1]
+    exp = tmp_path / "tiny"
+    shutil.copytree(trained, exp)
+    cli(
+        capsys,
+        "asr",
+        "decode",
+        "--exp",
+        exp,
+        "--data",
+        feats,
+        "--subset",
+        "dev",
+        "--ckpt",
+        "last",
+        "--avg",
+        "2",
+    )
+    avg = exp / "decode_dev_greedy_last_avg2"
+    s = read_json(avg / "scores.json")
+    assert s["averaged"] == [str(exp / "ckpt" / f"epoch-00{e}.pt") for e in (1, 2)]
+    # the same as decoding a checkpoint whose weights are the plain mean of the two epochs'
+    a, b = (load_checkpoint(exp / "ckpt" / f"epoch-00{e}.pt") for e in (1, 2))
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    mean = dict(b)
+    mean["model"] = {k: (a["model"][k] + b["model"][k]) / 2 if v.is_floating_point() else v
+                     for k, v in b["model"].items()}  # fmt: skip
+    save_checkpoint(tmp_path / "mean.pt", mean)
+    cli(
+        capsys,
+        "asr",
+        "decode",
+        "--exp",
+        exp,
+        "--data",
+        feats,
+        "--subset",
+        "dev",
+        "--ckpt",
+        tmp_path / "mean.pt",
+    )
+    m = read_json(exp / "decode_dev_greedy_mean" / "scores.json")
+    assert m["loss"] == pytest.approx(s["loss"], rel=1e-5)
+    assert (exp / "decode_dev_greedy_mean" / "hyp.txt").read_text() == (avg / "hyp.txt").read_text()
+    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--ckpt", "last", "--avg", "3")
+    assert "last.pt is from epoch 2; average at most 2 epochs" in line
+    (exp / "ckpt" / "epoch-001.pt").unlink()
+    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--ckpt", "last", "--avg", "2")
+    assert "has no epoch-001.pt to average; train with train.keep_epochs >= 2" in line
 
 
 def test_log_probs_do_not_depend_on_the_batch(data, trained):
