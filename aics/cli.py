@@ -21,8 +21,12 @@ TASKS: dict[str, tuple[str, str]] = {
     "detect": ("aics.tasks.detect.cli", "YOLOv5 n/s/m/l/x detection in plain torch: mAP@0.5, mAP@0.5:0.95."),
     "squad": ("aics.tasks.squad.cli", "BERT question answering on SQuAD v1.1, distillation: EM / F1."),
     "asr": ("aics.tasks.asr.cli", "Speech: offline corpora, DFCNN + CTC recognition (CER / WER), WER judge."),
+    "tts": (
+        "aics.tasks.tts.cli",
+        "Speech synthesis: Tacotron2 + WaveGlow or Griffin-Lim, NVIDIA checkpoints.",
+    ),
 }
-PLANNED = ("tts", "sed", "caption", "avsc")
+PLANNED = ("sed", "caption", "avsc")
 
 
 class TaskGroup(click.Group):

@@ -1,0 +1,1 @@
+"""The speech synthesis lab: Tacotron2 + WaveGlow / Griffin-Lim in plain torch, NVIDIA's checkpoints."""

@@ -1,0 +1,199 @@
+"""``aics tts``: speech from text (Tacotron2 + WaveGlow or Griffin-Lim), and checkpoint inspection.
+
+``aics tts "hello" -o out.wav`` is ``aics tts synth "hello" -o out.wav``: words that are not a command name go
+to ``synth``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from aics.core.errors import UserError
+from aics.core.options import device_option
+
+
+class DefaultToSynth(click.Group):
+    """A group whose arguments go to ``synth`` unless the first one names a command (or asks for help)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["synth", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("tts", cls=DefaultToSynth)
+def cli() -> None:
+    """Speech synthesis: Tacotron2 mel spectrograms, WaveGlow or Griffin-Lim waveforms (NVIDIA checkpoints).
+
+    \b
+    aics tts "Hello world." -o hello.wav --tacotron2 T2.pt --waveglow WG.pt
+    aics tts --input lines.txt -o outdir/ --tacotron2 T2.pt --vocoder griffinlim
+    aics tts info nvidia_tacotron2pyt_fp32_20190427
+    """
+
+
+def _check_output(out: Path, single: bool) -> None:
+    """Fail before any synthesis when the output cannot be written."""
+    target = out.parent if single else out
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir() or not os.access(target, os.W_OK):
+        raise UserError(f"{out}: cannot write there ({target} is not a writable directory); pick another -o")
+    if single and out.is_dir():
+        raise UserError(
+            f"{out}: is a directory; -o takes a .wav file for one text (a directory with --input)"
+        )
+    if single and out.suffix.lower() != ".wav":
+        raise UserError(f"{out}: -o must end in .wav for one text")
+
+
+@cli.command()
+@click.argument("text", nargs=-1)
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="A .wav for one text; a directory (0001.wav ..., metadata.csv) with --input.",
+)
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A text file, one utterance per line (blank lines skipped).",
+)
+@click.option(
+    "--tacotron2",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="AICS_TACOTRON2",
+    help="Tacotron2 checkpoint (NVIDIA's dict format) [env AICS_TACOTRON2].",
+)
+@click.option(
+    "--waveglow",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="AICS_WAVEGLOW",
+    help="WaveGlow checkpoint (NVIDIA's dict format) [env AICS_WAVEGLOW].",
+)
+@click.option(
+    "--vocoder",
+    type=click.Choice(("waveglow", "griffinlim")),
+    help="Default: waveglow when --waveglow is given, else griffinlim.",
+)
+@click.option(
+    "--sigma",
+    default=0.6,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="WaveGlow: standard deviation of the noise it starts from.",
+)
+@click.option(
+    "--denoise",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="WaveGlow: denoiser strength (0: off).",
+)
+@click.option(
+    "--gl-iters", default=60, show_default=True, type=click.IntRange(min=1), help="Griffin-Lim iterations."
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seeds the prenet dropout and the noise."
+)
+@click.option(
+    "--batch-size",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Texts decoded together (--input).",
+)
+@click.option(
+    "--max-decoder-steps",
+    type=click.IntRange(min=1),
+    help="Stop a text after this many frames (default: the checkpoint's: 1000, 11.6 s).",
+)
+@click.option("--cmudict", is_flag=True, help="Say the words of the CMU dictionary by their ARPAbet phones.")
+@click.option("--plot", is_flag=True, help="Also write a PNG of each mel spectrogram and alignment.")
+@device_option
+def synth(
+    text,
+    out,
+    input_file,
+    tacotron2,
+    waveglow,
+    vocoder,
+    sigma,
+    denoise,
+    gl_iters,
+    seed,
+    batch_size,
+    max_decoder_steps,
+    cmudict,
+    plot,
+    device,
+) -> None:
+    """Say TEXT (or each line of --input); prints the real-time factor. ARPAbet goes in braces:
+    "{HH AH0 L OW1} world"."""
+    from aics.tasks.tts.infer import Synthesizer, write_outputs
+
+    if input_file and text:
+        raise UserError("give TEXT or --input, not both")
+    if input_file:
+        lines = Path(input_file).read_text(encoding="utf-8").splitlines()
+        texts = [line.strip() for line in lines if line.strip()]
+        sources = [f"{input_file}:{n}" for n, line in enumerate(lines, 1) if line.strip()]
+        if not texts:
+            raise UserError(f"{input_file}: has no text; one utterance per line")
+    else:
+        texts, sources = [" ".join(text)], ["TEXT"]
+        if not texts[0].strip():
+            raise UserError('empty text: aics tts "Words to say." -o out.wav (or --input lines.txt)')
+    out = Path(out)
+    single = not input_file
+    _check_output(out, single)
+    synth_ = Synthesizer(tacotron2, waveglow, vocoder, device or "auto", cmudict=cmudict)
+    utts, timing = synth_.synthesize(
+        texts,
+        batch_size=batch_size,
+        seed=seed,
+        sigma=sigma,
+        denoise=denoise,
+        max_decoder_steps=max_decoder_steps,
+        sources=sources,
+        gl_iters=gl_iters,
+    )
+    paths = write_outputs(utts, out, single, synth_.sample_rate, plot=plot)
+    audio_s = timing.samples / synth_.sample_rate
+    click.echo(
+        f"wrote {paths[0] if single else f'{len(paths)} wavs to {out}'}: {audio_s:.2f} s of audio in "
+        f"{timing.seconds:.2f} s (Tacotron2 {timing.tacotron2:.2f} s, {synth_.vocoder} "
+        f"{timing.vocoder:.2f} s), real-time factor {timing.rtf(synth_.sample_rate):.3f}"
+    )
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def info(path) -> None:
+    """Print a Tacotron2 or WaveGlow checkpoint's config, parameter count and key report."""
+    from dataclasses import asdict
+
+    from aics.tasks.tts.importer import read_checkpoint
+
+    imp = read_checkpoint(path)
+    n = sum(
+        v.numel()
+        for k, v in imp.state_dict.items()
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
+    click.echo(f"{path}: {imp.kind}, {imp.layout} layout, {n:,} parameters")
+    for k, v in imp.extra.items():
+        click.echo(f"  {k}: {v}")
+    click.echo("config:")
+    for k, v in asdict(imp.config).items():
+        click.echo(f"  {k}: {v}")
+    for line in imp.report.lines():
+        click.echo(line)
+    if not imp.report.ok:
+        raise UserError(f"{path}: its keys do not fit {imp.kind} ({imp.report.summary()})")
