@@ -479,6 +479,57 @@ def asr_quality(minutes: float = 60.0) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def tts_speed(steps: int = 400, text_len: int = 170, audio_frames: int = 86) -> dict:
+    """Full-size Tacotron2 (random weights, ``steps`` decoder steps, no early stop, a ``text_len``-symbol
+    text) at batch 1 and 8: mel frames/s of the fast CPU decoder step and of the reference step (NVIDIA's
+    layer-by-layer order, which their own code follows); the real-time factor of Griffin-Lim (60 iterations)
+    and of WaveGlow with 256 and 512 channels on ``audio_frames`` frames (1 s). Best of 3 after a warm-up.
+    The comparison with NVIDIA's own inference code at the same weights is run by hand (their code is not
+    vendored): see the closing note of the TTS issue."""
+    import warnings
+
+    import torch
+
+    from aics.tasks.tts.model import Tacotron2
+    from aics.tasks.tts.vocoder import griffin_lim_vocoder
+    from aics.tasks.tts.waveglow import WaveGlow, WaveGlowConfig, WNConfig
+
+    torch.manual_seed(0)
+    model = Tacotron2().eval()
+
+    def best(fn, repeats: int = 3) -> float:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    out: dict = {"threads": torch.get_num_threads(), "decoder_steps": steps}
+    for batch in (1, 8):
+        text = torch.randint(1, 148, (batch, text_len))
+        lengths = torch.full((batch,), text_len)
+        for name, fast in (("fast", True), ("reference", False)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                s = best(lambda text=text, lengths=lengths, fast=fast: model.infer(
+                    text, lengths, max_steps=steps, stop=False, fast=fast))  # fmt: skip
+            out[f"tacotron2_b{batch}_{name}"] = {"steps_per_s": round(steps / s, 1),
+                                                 "mel_frames_per_s": round(batch * steps / s, 1)}  # fmt: skip
+    mel = torch.randn(1, 80, audio_frames) - 5
+    audio_s = audio_frames * 256 / 22050
+    out["griffinlim_60_rtf"] = round(best(lambda: griffin_lim_vocoder(mel, n_iter=60)) / audio_s, 3)
+    for channels in (256, 512):
+        wg = WaveGlow(WaveGlowConfig(WN_config=WNConfig(n_channels=channels))).eval().remove_weightnorm()
+        with torch.no_grad():
+            out[f"waveglow{channels}_rtf"] = round(
+                best(lambda wg=wg: wg.infer(mel, sigma=0.6), 2) / audio_s, 3
+            )
+        del wg
+    return out
+
+
 def _child_cpu() -> float:
     """CPU seconds of finished child processes (user + system)."""
     import os
@@ -500,6 +551,7 @@ BENCHES = {
     "squad_quality": squad_quality,
     "asr_feature_speed": asr_feature_speed,
     "asr_quality": asr_quality,
+    "tts_speed": tts_speed,
 }
 
 

@@ -215,6 +215,44 @@ class Decoder(nn.Module):
         out = torch.cat([s["dec_h"], s["context"]], -1)
         return self.linear_projection(out), self.gate_layer(out).squeeze(-1)
 
+    def cpu_step(self):
+        """``step`` for inference on the CPU in float32, with the same numbers up to rounding, about twice as
+        fast: each LSTM cell's two products are one (its input and hidden weights side by side) and the
+        projection and gate are one, all done by numpy's BLAS, whose matrix-vector products stream these
+        weights (71 MB a step, more than the cache holds) about 2.5x faster than torch's CPU kernels here."""
+        import numpy as np
+
+        def fused(cell: nn.LSTMCell):
+            w = torch.cat([cell.weight_ih, cell.weight_hh], 1).detach().float().numpy()  # (4H, I + H)
+            return w, (cell.bias_ih + cell.bias_hh).detach().float().numpy()
+
+        wa, ba = fused(self.attention_rnn)
+        wd, bd = fused(self.decoder_rnn)
+        proj, gate = self.linear_projection.linear_layer, self.gate_layer.linear_layer
+        wo = torch.cat([proj.weight, gate.weight]).detach().float().numpy()  # (81, D + C)
+        bo = torch.cat([proj.bias, gate.bias]).detach().float().numpy()
+
+        def lstm(x: np.ndarray, w, b, c: torch.Tensor):
+            gates = torch.from_numpy(x @ w.T + b)  # (B, 4H), PyTorch's gate order i, f, g, o
+            i, f, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            return torch.sigmoid(o) * torch.tanh(c), c
+
+        def step(prenet_out, memory, processed_memory, mask, s: dict):
+            x = torch.cat([prenet_out, s["context"], s["att_h"]], -1).numpy()
+            s["att_h"], s["att_c"] = lstm(x, wa, ba, s["att_c"])
+            weights_cat = torch.stack([s["weights"], s["weights_cum"]], dim=1)
+            s["context"], s["weights"] = self.attention_layer(
+                s["att_h"], memory, processed_memory, weights_cat, mask
+            )
+            s["weights_cum"] = s["weights_cum"] + s["weights"]
+            x = torch.cat([s["att_h"], s["context"], s["dec_h"]], -1).numpy()
+            s["dec_h"], s["dec_c"] = lstm(x, wd, bd, s["dec_c"])
+            out = torch.from_numpy(torch.cat([s["dec_h"], s["context"]], -1).numpy() @ wo.T + bo)
+            return out[:, :-1], out[:, -1]
+
+        return step
+
     def forward(self, memory, memory_lengths, mels):
         """Teacher forcing: memory (B, N, C), target mels (B, 80, T) -> frames (B, 80, T), gate logits (B, T),
         alignments (B, T, N). Frame t is predicted from target frame t - 1 (a zero frame first)."""
@@ -233,11 +271,16 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def infer(self, memory, memory_lengths, max_steps: int | None = None, stop: bool = True,
-              generator: torch.Generator | None = None):  # fmt: skip
+              generator: torch.Generator | None = None, fast: bool = True):  # fmt: skip
         """Autoregressive decoding until every item's gate fired (sigmoid > gate_threshold) or ``max_steps``
         (default: the config's max_decoder_steps). -> frames (B, 80, T), lengths (B,), alignments (B, T, N),
-        and whether the step limit cut any item short. ``stop=False`` always runs ``max_steps`` steps."""
+        and whether the step limit cut any item short. ``stop=False`` always runs ``max_steps`` steps.
+        ``fast`` uses ``cpu_step`` on the CPU in float32 (eval mode)."""
         c = self.c
+        use_cpu_step = (
+            fast and memory.device.type == "cpu" and memory.dtype == torch.float32 and not self.training
+        )
+        step = self.cpu_step() if use_cpu_step else self.step
         max_steps = c.max_decoder_steps if max_steps is None else max_steps
         b = memory.shape[0]
         mask = lengths_mask(memory_lengths, memory.shape[1])
@@ -248,14 +291,22 @@ class Decoder(nn.Module):
         running = torch.ones(b, dtype=torch.bool, device=memory.device)
         frames, alignments = [], []
         threshold = math.log(c.gate_threshold / (1 - c.gate_threshold))  # sigmoid(g) > p  <=>  g > logit(p)
-        for _ in range(max_steps):
-            frame, gate = self.step(self.prenet(frame, generator), memory, processed_memory, mask, s)
-            frames.append(frame)
-            alignments.append(s["weights"])
-            lengths += running
-            running &= gate <= threshold
-            if stop and not c.decoder_no_early_stopping and not bool(running.any()):
-                break
+        # numpy's BLAS threads and torch's would spin against each other: torch's small per-step ops run on
+        # one thread while cpu_step's products take the cores (2.2 instead of 8.6 ms a step on 2 cores)
+        threads = torch.get_num_threads()
+        if use_cpu_step:
+            torch.set_num_threads(1)
+        try:
+            for _ in range(max_steps):
+                frame, gate = step(self.prenet(frame, generator), memory, processed_memory, mask, s)
+                frames.append(frame)
+                alignments.append(s["weights"])
+                lengths += running
+                running &= gate <= threshold
+                if stop and not c.decoder_no_early_stopping and not bool(running.any()):
+                    break
+        finally:
+            torch.set_num_threads(threads)
         truncated = bool(running.any()) and stop
         return torch.stack(frames, 2), lengths, torch.stack(alignments, 1), truncated
 
@@ -317,13 +368,13 @@ class Tacotron2(nn.Module):
 
     @torch.no_grad()
     def infer(self, text, text_lengths, max_steps: int | None = None, stop: bool = True,
-              generator: torch.Generator | None = None):  # fmt: skip
+              generator: torch.Generator | None = None, fast: bool = True):  # fmt: skip
         """Text ids (B, N) and lengths (B,) -> mel after the postnet (B, 80, T), frame counts (B,),
         alignments (B, T, N). Frames past an item's length are zero. Warns when the step limit was reached
-        before a gate fired."""
+        before a gate fired. ``fast``: ``Decoder.cpu_step`` where it applies."""
         memory = self.encode(text, text_lengths)
         mel, lengths, alignments, truncated = self.decoder.infer(
-            memory, text_lengths, max_steps, stop, generator
+            memory, text_lengths, max_steps, stop, generator, fast
         )
         if truncated:
             limit = self.config.max_decoder_steps if max_steps is None else max_steps

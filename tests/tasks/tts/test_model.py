@@ -211,6 +211,23 @@ def test_batched_inference_equals_one_text_at_a_time():
         assert not mel[i, :, n:].any() and not align[i, :, len(t) :].any()
 
 
+def test_the_fast_cpu_step_gives_the_reference_step_numbers(monkeypatch):
+    torch.manual_seed(8)
+    model = never_stop(Tacotron2(SMALL).eval())
+    model.decoder.prenet.dropout = False
+    built = []
+    real = type(model.decoder).cpu_step
+    monkeypatch.setattr(type(model.decoder), "cpu_step", lambda self: built.append(1) or real(self))
+    text, lengths = torch.randint(1, 148, (2, 11)), torch.tensor([11, 7])
+    with pytest.warns(UserWarning):
+        ref = model.infer(text, lengths, max_steps=30, fast=False)
+    with pytest.warns(UserWarning):
+        fast = model.infer(text, lengths, max_steps=30, fast=True)
+    assert built == [1], "fast=True used cpu_step, fast=False did not"
+    for a, b in zip(ref, fast, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_inference_stops_on_the_gate_and_warns_at_the_step_limit():
     torch.manual_seed(3)
     model = never_stop(Tacotron2(SMALL).eval())
