@@ -73,20 +73,6 @@ def features_config(*overrides: str):
     return load_config(AsrConfig, [], list(overrides)).features
 
 
-def cli_error(capsys, *args: str) -> str:
-    """Run ``aics ARGS`` in this process; it must fail with exit code 2 and one line on stderr."""
-    from aics.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    err = capsys.readouterr().err
-    assert info.value.code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aics: error: "), err
-    return lines[0]
-
-
 # ------------------------------------------------------------------------------------ synthetic corpus
 @needs_flite
 def test_prepare_writes_manifests_units_and_stats(corpus, prepared):
@@ -193,9 +179,9 @@ def test_ljspeech_gets_a_seeded_split(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_pinyin_units_need_thchs30(tmp_path, capsys):
+def test_pinyin_units_need_thchs30(tmp_path, aics):
     src = make_ljspeech(tmp_path / "lj", OK_ROWS)
-    line = cli_error(capsys, "asr", "prepare", "--src", src, "--out", tmp_path / "p", "--units", "pinyin")
+    line = aics.error("asr", "prepare", "--src", src, "--out", tmp_path / "p", "--units", "pinyin")
     assert "pinyin units need THCHS-30 transcripts; use --units char for ljspeech" in line
     assert not (tmp_path / "p").exists()
 
@@ -230,24 +216,24 @@ BAD_LJSPEECH = {
 
 
 @pytest.mark.parametrize("case", list(BAD_LJSPEECH))
-def test_bad_ljspeech_is_one_line_naming_file_and_line(tmp_path, capsys, case):
+def test_bad_ljspeech_is_one_line_naming_file_and_line(tmp_path, aics, case):
     rows, skip, change, expected = BAD_LJSPEECH[case]
     src = make_ljspeech(tmp_path / "lj", rows, skip)
     if change:
         change(src)
-    line = cli_error(capsys, "asr", "prepare", "--src", src, "--out", tmp_path / "out")
+    line = aics.error("asr", "prepare", "--src", src, "--out", tmp_path / "out")
     for text in expected:
         assert text in line, line
     assert str(src / "metadata.csv") in line
 
 
 @pytest.mark.parametrize("case", list(BAD_LJSPEECH))
-def test_bad_input_writes_nothing(tmp_path, capsys, case):
+def test_bad_input_writes_nothing(tmp_path, aics, case):
     rows, skip, change, _ = BAD_LJSPEECH[case]
     src = make_ljspeech(tmp_path / "lj", rows, skip)
     if change:
         change(src)
-    cli_error(capsys, "asr", "prepare", "--src", src, "--out", tmp_path / "out")
+    aics.error("asr", "prepare", "--src", src, "--out", tmp_path / "out")
     assert not (tmp_path / "out").exists(), sorted(p.name for p in (tmp_path / "out").iterdir())
 
 
@@ -315,11 +301,11 @@ def test_thchs30_pinyin_units_are_the_corpus_syllables(tmp_path):
         train_lm(tmp_path / "p", tmp_path / "w.arpa", unit="word")
 
 
-def test_thchs30_trn_with_two_lines_is_one_line_error(tmp_path, capsys):
+def test_thchs30_trn_with_two_lines_is_one_line_error(tmp_path, aics):
     base = make_thchs30(tmp_path)
     trn = base / "data" / "A11_1.wav.trn"
     trn.write_text("\n".join(trn.read_text(encoding="utf-8").splitlines()[:2]) + "\n", encoding="utf-8")
-    line = cli_error(capsys, "asr", "prepare", "--src", base, "--out", tmp_path / "out")
+    line = aics.error("asr", "prepare", "--src", base, "--out", tmp_path / "out")
     assert f"{trn}:3: missing; a THCHS-30 .trn needs 3 lines (characters, pinyin, phones), not 2" in line
     assert not (tmp_path / "out").exists()
 

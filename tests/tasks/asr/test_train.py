@@ -73,32 +73,6 @@ def overfit(data, tmp_path_factory) -> Path:
     return exp
 
 
-def cli(capsys, *args) -> str:
-    """Run ``aics ARGS`` in this process; returns stdout (a failure shows stderr)."""
-    from aics.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert info.value.code == 0, err
-    return out
-
-
-def cli_error(capsys, *args) -> str:
-    """Run ``aics ARGS``; it must fail with exit code 2 and one line on stderr, which is returned."""
-    from aics.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    err = capsys.readouterr().err
-    assert info.value.code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aics: error: "), err
-    return lines[0]
-
-
 def weights(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
@@ -208,15 +182,15 @@ def speakers(prepared: Path, subset: str) -> set[str]:
     return {r["speaker"] for r in read_jsonl(prepared / f"{subset}.jsonl")}
 
 
-def test_decode_greedy_and_beam_with_lm_write_files_and_scores(data, trained, tmp_path, capsys):
+def test_decode_greedy_and_beam_with_lm_write_files_and_scores(data, trained, tmp_path, aics):
     prepared, feats = data
     exp = tmp_path / "tiny"
     shutil.copytree(trained, exp)
     lm = tmp_path / "lm.arpa"
-    assert "char 5-gram" in cli(capsys, "asr", "ngram", "--data", prepared, "--out", lm)
-    cli(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--subset", "test")
-    cli(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--subset", "test-heldout")
-    out = cli(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--subset", "test", "--method", "beam",
+    assert "char 5-gram" in aics("asr", "ngram", "--data", prepared, "--out", lm)
+    aics("asr", "decode", "--exp", exp, "--data", feats, "--subset", "test")
+    aics("asr", "decode", "--exp", exp, "--data", feats, "--subset", "test-heldout")
+    out = aics("asr", "decode", "--exp", exp, "--data", feats, "--subset", "test", "--method", "beam",
               "--beam", "4", "--lm", lm, "--lm-weight", "0.3")  # fmt: skip
     assert f"{exp} test beam: CER " in out
     for subset, tag in (("test", "greedy"), ("test-heldout", "greedy"), ("test", "beam4_lm-lm_w0.3")):
@@ -255,7 +229,7 @@ def test_decode_greedy_and_beam_with_lm_write_files_and_scores(data, trained, tm
     assert "CER %" in table and "WER %" in table
 
 
-def test_decode_refuses_other_features_and_bad_options(data, trained, tmp_path, capsys):
+def test_decode_refuses_other_features_and_bad_options(data, trained, tmp_path, aics):
     prepared, feats = data
     small = tmp_path / "p"
     small.mkdir()
@@ -265,28 +239,27 @@ def test_decode_refuses_other_features_and_bad_options(data, trained, tmp_path, 
     compute_features(small, tmp_path / "f32", fc, workers=1, show_progress=False)
     exp = tmp_path / "tiny"
     shutil.copytree(trained, exp)
-    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", tmp_path / "f32")
+    line = aics.error("asr", "decode", "--exp", exp, "--data", tmp_path / "f32")
     assert f"{tmp_path / 'f32'}: its features" in line and "differ from those" in line and "n_mels" in line
     assert "compute features with the checkpoint's settings" in line
-    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--lm", tmp_path / "none.arpa",
+    line = aics.error("asr", "decode", "--exp", exp, "--data", feats, "--lm", tmp_path / "none.arpa",
                      "--method", "beam")  # fmt: skip
     assert "none.arpa: LM not found" in line
     (tmp_path / "lm.arpa").write_text("\\data\\\n")
-    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--lm", tmp_path / "lm.arpa")
+    line = aics.error("asr", "decode", "--exp", exp, "--data", feats, "--lm", tmp_path / "lm.arpa")
     assert "--lm needs --method beam" in line
-    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--subset", "valid")
+    line = aics.error("asr", "decode", "--exp", exp, "--data", feats, "--subset", "valid")
     assert "has no subset 'valid'" in line
     assert not list(exp.glob("decode_*")), "a refused decode writes nothing"
 
 
-def test_decode_averages_the_last_epochs_weights(data, trained, tmp_path, capsys):
+def test_decode_averages_the_last_epochs_weights(data, trained, tmp_path, aics):
     from aics.core.ckpt import save_checkpoint
 
     feats = data[1]
     exp = tmp_path / "tiny"
     shutil.copytree(trained, exp)
-    cli(
-        capsys,
+    aics(
         "asr",
         "decode",
         "--exp",
@@ -310,8 +283,7 @@ def test_decode_averages_the_last_epochs_weights(data, trained, tmp_path, capsys
     mean["model"] = {k: (a["model"][k] + b["model"][k]) / 2 if v.is_floating_point() else v
                      for k, v in b["model"].items()}  # fmt: skip
     save_checkpoint(tmp_path / "mean.pt", mean)
-    cli(
-        capsys,
+    aics(
         "asr",
         "decode",
         "--exp",
@@ -326,10 +298,10 @@ def test_decode_averages_the_last_epochs_weights(data, trained, tmp_path, capsys
     m = read_json(exp / "decode_dev_greedy_mean" / "scores.json")
     assert m["loss"] == pytest.approx(s["loss"], rel=1e-5)
     assert (exp / "decode_dev_greedy_mean" / "hyp.txt").read_text() == (avg / "hyp.txt").read_text()
-    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--ckpt", "last", "--avg", "3")
+    line = aics.error("asr", "decode", "--exp", exp, "--data", feats, "--ckpt", "last", "--avg", "3")
     assert "last.pt is from epoch 2; average at most 2 epochs" in line
     (exp / "ckpt" / "epoch-001.pt").unlink()
-    line = cli_error(capsys, "asr", "decode", "--exp", exp, "--data", feats, "--ckpt", "last", "--avg", "2")
+    line = aics.error("asr", "decode", "--exp", exp, "--data", feats, "--ckpt", "last", "--avg", "2")
     assert "has no epoch-001.pt to average; train with train.keep_epochs >= 2" in line
 
 
@@ -382,14 +354,14 @@ def test_overfits_a_handful_of_utterances(overfit):
 
 
 # ------------------------------------------------------------------------------------------ judge
-def test_judge_with_the_trained_dfcnn(data, overfit, tmp_path, capsys):
+def test_judge_with_the_trained_dfcnn(data, overfit, tmp_path, aics):
     rows = read_jsonl(data[0] / "dev.jsonl")
     (tmp_path / "wav.scp").write_text("".join(f"{r['id']} {r['wav']}\n" for r in rows))
     (tmp_path / "refs.txt").write_text("".join(f"{r['id']}|{r['text']}\n" for r in rows))
     out = tmp_path / "judge"
     args = ["asr", "judge", tmp_path / "wav.scp", "--text", tmp_path / "refs.txt", "--engine", "dfcnn"]
-    assert "needs --ckpt" in cli_error(capsys, *args, "--out", out)
-    printed = cli(capsys, *args, "--ckpt", overfit, "--out", out)
+    assert "needs --ckpt" in aics.error(*args, "--out", out)
+    printed = aics(*args, "--ckpt", overfit, "--out", out)
     assert printed.startswith(f"{out}: dfcnn WER ") and "on 2 utterances" in printed
     s = read_json(out / "scores.json")
     assert s["engine"] == "dfcnn" and s["n_utts"] == 2 and (out / ".done").is_file()
@@ -398,12 +370,12 @@ def test_judge_with_the_trained_dfcnn(data, overfit, tmp_path, capsys):
     assert abs(s["cer"] - decoded["uer"]) < 0.05 and s["wer"] < 1.0
 
 
-def test_judge_manifest_with_pocketsphinx(data, tmp_path, capsys):
+def test_judge_manifest_with_pocketsphinx(data, tmp_path, aics):
     """pocketsphinx with a word LM of the test sentences judges flite's own recordings nearly error-free
     (measured: WER 0% on the two test utterances)."""
     pytest.importorskip("pocketsphinx")
     out = tmp_path / "judge"
-    cli(capsys, "asr", "judge", "--manifest", data[0] / "test.jsonl", "--out", out)
+    aics("asr", "judge", "--manifest", data[0] / "test.jsonl", "--out", out)
     s = read_json(out / "scores.json")
     assert s["engine"] == "pocketsphinx" and s["n_utts"] == 2 and s["refs_without_wav"] == 0
     assert s["wer"] < 0.2 and s["cer"] < 0.15

@@ -28,30 +28,6 @@ SMALL = Tacotron2Config(
 WG = WaveGlowConfig(WN_config=WNConfig(n_channels=8, n_layers=2))
 
 
-def cli(capsys, *args) -> str:
-    from aics.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    assert info.value.code == 0, err
-    return out
-
-
-def cli_error(capsys, *args) -> str:
-    from aics.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    err = capsys.readouterr().err
-    assert info.value.code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("aics: error: "), err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     """A small Tacotron2 saved as DeepLearningExamples does (config, module. prefixes) that speaks for 20
@@ -110,9 +86,8 @@ def test_a_stacked_cond_layer_is_split_per_layer(files, tmp_path):
     torch.testing.assert_close(other.infer(mel, noise=z), wg.infer(mel, noise=z))
 
 
-def test_tts_writes_a_wav_and_prints_the_real_time_factor(files, tmp_path, capsys):
-    out = cli(
-        capsys,
+def test_tts_writes_a_wav_and_prints_the_real_time_factor(files, tmp_path, aics):
+    out = aics(
         "tts",
         "Hello, world!",
         "It's 3 p.m.",
@@ -130,8 +105,7 @@ def test_tts_writes_a_wav_and_prints_the_real_time_factor(files, tmp_path, capsy
     wav, sr = sf.read(tmp_path / "a.wav")
     assert sr == 22050 and len(wav) == 20 * 256 and abs(wav).max() > 0
     assert (tmp_path / "a.png").stat().st_size > 1000
-    out = cli(
-        capsys,
+    out = aics(
         "tts",
         "synth",
         "Hello.",
@@ -149,11 +123,10 @@ def test_tts_writes_a_wav_and_prints_the_real_time_factor(files, tmp_path, capsy
     assert "waveglow" in out and sf.read(tmp_path / "b.wav")[0].shape == (8 * 256,)
 
 
-def test_tts_input_file_writes_a_directory_with_metadata(files, tmp_path, capsys):
+def test_tts_input_file_writes_a_directory_with_metadata(files, tmp_path, aics):
     lines = tmp_path / "lines.txt"
     lines.write_text("First line.\n\nSecond, longer line of text.\nThird!\n")
-    cli(
-        capsys,
+    aics(
         "tts",
         "--input",
         lines,
@@ -178,8 +151,8 @@ def test_tts_input_file_writes_a_directory_with_metadata(files, tmp_path, capsys
     ]
 
 
-def test_tts_info_prints_config_parameters_and_key_report(files, tmp_path, capsys):
-    out = cli(capsys, "tts", "info", files["t2"])
+def test_tts_info_prints_config_parameters_and_key_report(files, tmp_path, aics):
+    out = aics("tts", "info", files["t2"])
     n = sum(p.numel() for p in Tacotron2(SMALL).parameters())
     assert f"tacotron2, DeepLearningExamples layout, {n:,} parameters" in out
     assert "epoch: 7" in out and "attention_rnn_dim: 48" in out and "every key and shape matches" in out
@@ -188,11 +161,11 @@ def test_tts_info_prints_config_parameters_and_key_report(files, tmp_path, capsy
     del sd["module.postnet.convolutions.4.0.conv.bias"]
     sd["module.extra.weight"] = torch.zeros(1)
     torch.save({"config": asdict(SMALL), "state_dict": sd}, tmp_path / "bad.pt")
-    line = cli_error(capsys, "tts", "info", tmp_path / "bad.pt")
+    line = aics.error("tts", "info", tmp_path / "bad.pt")
     assert "missing (1): postnet.convolutions.4.0.conv.bias" in line
     assert "unexpected (1): extra.weight" in line
     assert "decoder.gate_layer.linear_layer.weight: file (2, 72) vs model (1, 72)" in line
-    line = cli_error(capsys, "tts", "x", "-o", tmp_path / "x.wav", "--tacotron2", tmp_path / "bad.pt")
+    line = aics.error("tts", "x", "-o", tmp_path / "x.wav", "--tacotron2", tmp_path / "bad.pt")
     assert "bad.pt: its weights do not fit tacotron2" in line
 
 
@@ -210,32 +183,30 @@ class Payload:
         return (touch, (str(self.path),))
 
 
-def test_bad_input_gets_one_line(files, tmp_path, capsys):
+def test_bad_input_gets_one_line(files, tmp_path, aics):
     t2 = ["--tacotron2", files["t2"]]
-    assert "no Tacotron2 model: pass --tacotron2 PATH" in cli_error(
-        capsys, "tts", "hi", "-o", tmp_path / "a.wav"
-    )
-    assert "empty text" in cli_error(capsys, "tts", "  ", "-o", tmp_path / "a.wav", *t2)
+    assert "no Tacotron2 model: pass --tacotron2 PATH" in aics.error("tts", "hi", "-o", tmp_path / "a.wav")
+    assert "empty text" in aics.error("tts", "  ", "-o", tmp_path / "a.wav", *t2)
     (tmp_path / "file.txt").write_text("")
-    line = cli_error(capsys, "tts", "hi", "-o", tmp_path / "file.txt/a.wav", *t2)
+    line = aics.error("tts", "hi", "-o", tmp_path / "file.txt/a.wav", *t2)
     assert "file.txt/a.wav: cannot write there" in line and "is not a writable directory" in line
-    assert "must end in .wav" in cli_error(capsys, "tts", "hi", "-o", tmp_path / "a.mp3", *t2)
+    assert "must end in .wav" in aics.error("tts", "hi", "-o", tmp_path / "a.mp3", *t2)
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
-    assert "has no text" in cli_error(capsys, "tts", "--input", empty, "-o", tmp_path / "o", *t2)
-    assert "nothing left to say" in cli_error(capsys, "tts", "###", "-o", tmp_path / "a.wav", *t2)
+    assert "has no text" in aics.error("tts", "--input", empty, "-o", tmp_path / "o", *t2)
+    assert "nothing left to say" in aics.error("tts", "###", "-o", tmp_path / "a.wav", *t2)
     # not NVIDIA's dict format
     torch.save([torch.zeros(2)], tmp_path / "list.pt")
-    assert "not NVIDIA's dict format" in cli_error(capsys, "tts", "info", tmp_path / "list.pt")
+    assert "not NVIDIA's dict format" in aics.error("tts", "info", tmp_path / "list.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "nokey.pt")
-    assert "neither Tacotron2 nor WaveGlow" in cli_error(capsys, "tts", "info", tmp_path / "nokey.pt")
+    assert "neither Tacotron2 nor WaveGlow" in aics.error("tts", "info", tmp_path / "nokey.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    assert "junk.pt: not a torch checkpoint" in cli_error(capsys, "tts", "info", tmp_path / "junk.pt")
+    assert "junk.pt: not a torch checkpoint" in aics.error("tts", "info", tmp_path / "junk.pt")
     # a pickled object (as NVIDIA/waveglow's release files are) is refused before any of it runs
     marker = tmp_path / "ran"
     torch.save({"model": Payload(marker)}, tmp_path / "pickled.pt")
-    line = cli_error(capsys, "tts", "info", tmp_path / "pickled.pt")
+    line = aics.error("tts", "info", tmp_path / "pickled.pt")
     assert "holds a pickled Python object" in line and "refused without running it" in line
     assert not marker.exists()
-    line = cli_error(capsys, "tts", "hi", "-o", tmp_path / "a.wav", "--tacotron2", files["wg"])
+    line = aics.error("tts", "hi", "-o", tmp_path / "a.wav", "--tacotron2", files["wg"])
     assert "holds waveglow weights, not tacotron2" in line
