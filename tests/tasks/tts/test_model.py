@@ -218,12 +218,15 @@ def test_the_fast_cpu_step_gives_the_reference_step_numbers(monkeypatch):
     built = []
     real = type(model.decoder).cpu_step
     monkeypatch.setattr(type(model.decoder), "cpu_step", lambda self: built.append(1) or real(self))
-    text, lengths = torch.randint(1, 148, (2, 11)), torch.tensor([11, 7])
+    text, lengths = torch.randint(1, 148, (1, 11)), torch.tensor([11])
     with pytest.warns(UserWarning):
         ref = model.infer(text, lengths, max_steps=30, fast=False)
     with pytest.warns(UserWarning):
         fast = model.infer(text, lengths, max_steps=30, fast=True)
     assert built == [1], "fast=True used cpu_step, fast=False did not"
+    with pytest.warns(UserWarning):
+        model.infer(text.expand(2, -1), lengths.expand(2), max_steps=3)
+    assert built == [1], "a batch uses the reference step"
     for a, b in zip(ref, fast, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
