@@ -259,20 +259,8 @@ def test_decode_averages_the_last_epochs_weights(data, trained, tmp_path, aics):
     feats = data[1]
     exp = tmp_path / "tiny"
     shutil.copytree(trained, exp)
-    aics(
-        "asr",
-        "decode",
-        "--exp",
-        exp,
-        "--data",
-        feats,
-        "--subset",
-        "dev",
-        "--ckpt",
-        "last",
-        "--avg",
-        "2",
-    )
+    decode = ("asr", "decode", "--exp", exp, "--data", feats, "--subset", "dev", "--ckpt")
+    aics(*decode, "last", "--avg", "2")
     avg = exp / "decode_dev_greedy_last_avg2"
     s = read_json(avg / "scores.json")
     assert s["averaged"] == [str(exp / "ckpt" / f"epoch-00{e}.pt") for e in (1, 2)]
@@ -283,18 +271,7 @@ def test_decode_averages_the_last_epochs_weights(data, trained, tmp_path, aics):
     mean["model"] = {k: (a["model"][k] + b["model"][k]) / 2 if v.is_floating_point() else v
                      for k, v in b["model"].items()}  # fmt: skip
     save_checkpoint(tmp_path / "mean.pt", mean)
-    aics(
-        "asr",
-        "decode",
-        "--exp",
-        exp,
-        "--data",
-        feats,
-        "--subset",
-        "dev",
-        "--ckpt",
-        tmp_path / "mean.pt",
-    )
+    aics(*decode, tmp_path / "mean.pt")
     m = read_json(exp / "decode_dev_greedy_mean" / "scores.json")
     assert m["loss"] == pytest.approx(s["loss"], rel=1e-5)
     assert (exp / "decode_dev_greedy_mean" / "hyp.txt").read_text() == (avg / "hyp.txt").read_text()
