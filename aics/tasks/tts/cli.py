@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from aics.core.errors import UserError
-from aics.core.options import device_option
 
 
 class DefaultToSynth(click.Group):
@@ -116,7 +115,7 @@ def _check_output(out: Path, single: bool) -> None:
 )
 @click.option("--cmudict", is_flag=True, help="Say the words of the CMU dictionary by their ARPAbet phones.")
 @click.option("--plot", is_flag=True, help="Also write a PNG of each mel spectrogram and alignment.")
-@device_option
+@click.option("--device", default=None, help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
 def synth(
     text,
     out,
