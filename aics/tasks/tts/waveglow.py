@@ -118,7 +118,7 @@ class Invertible1x1Conv(nn.Module):
         if torch.det(w) < 0:
             w[:, 0] = -w[:, 0]
         self.conv.weight.data = w[:, :, None].contiguous()
-        self._inverse: tuple[torch.Tensor, torch.Tensor] | None = None  # (weight version, W^-1)
+        self._inverse: tuple[tuple, torch.Tensor] | None = None  # (which weight values, W^-1)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (W z, log|det W| * time steps per item)."""
@@ -128,9 +128,10 @@ class Invertible1x1Conv(nn.Module):
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         w = self.conv.weight
-        if self._inverse is None or self._inverse[0] is not w or self._inverse[1].dtype != z.dtype:
-            inv = torch.linalg.inv(w.squeeze(-1).double()).to(z.dtype)[:, :, None]
-            self._inverse = (w, inv)
+        # load_state_dict and .to() change the values or the memory in place: key on both, not on the object
+        key = (w.data_ptr(), w._version, w.device, z.dtype)
+        if self._inverse is None or self._inverse[0] != key:
+            self._inverse = (key, torch.linalg.inv(w.detach().squeeze(-1).double()).to(z.dtype)[:, :, None])
         return F.conv1d(z, self._inverse[1])
 
 

@@ -290,6 +290,16 @@ def test_waveglow_inverse_reconstructs_the_audio():
         assert torch.equal(a, wg.infer(mel, sigma=0.6, generator=torch.Generator().manual_seed(0)))
 
 
+def test_the_cached_inverse_follows_weights_loaded_in_place():
+    torch.manual_seed(9)
+    a, b = (WaveGlow(WaveGlowConfig(WN_config=WNConfig(n_channels=8, n_layers=2))).eval() for _ in range(2))
+    mel, z = torch.randn(1, 80, 2), torch.randn(1, 8, 64)
+    with torch.no_grad():
+        a.infer(mel, noise=z)  # caches a's inverses
+        a.load_state_dict(b.state_dict())
+        torch.testing.assert_close(a.infer(mel, noise=z), b.infer(mel, noise=z))
+
+
 def test_denoiser_removes_the_bias_spectrum():
     torch.manual_seed(7)
     wg = WaveGlow(WaveGlowConfig(WN_config=WNConfig(n_channels=8, n_layers=2))).eval()
