@@ -364,14 +364,11 @@ class FeatureSet:
         return self.item(i)
 
 
-def _stretch(x, size: int, dim: int):
-    """``x`` (T, D) linearly resampled to ``size`` points along ``dim`` (0: time, 1: frequency), the ends
-    kept in place."""
+def _stretch_time(x, frames: int):
+    """``x`` (T, D) linearly resampled to ``frames`` frames, the first and last kept in place."""
     import torch.nn.functional as F
 
-    y = x.T if dim == 0 else x  # interpolate along the last axis
-    y = F.interpolate(y[None], size=size, mode="linear", align_corners=True)[0]
-    return y.T.contiguous() if dim == 0 else y
+    return F.interpolate(x.T[None], size=frames, mode="linear", align_corners=True)[0].T.contiguous()
 
 
 def spec_augment(x, sa, gen):
@@ -384,7 +381,7 @@ def spec_augment(x, sa, gen):
         return 1.0 + r * (2 * float(torch.rand((), generator=gen)) - 1)
 
     if sa.speed > 0:
-        x = _stretch(x, max(1, round(x.shape[0] / factor(sa.speed))), dim=0)
+        x = _stretch_time(x, max(1, round(x.shape[0] / factor(sa.speed))))
     if sa.warp > 0:
         # the spectrum moved up or down by a factor: bins above the top are cut, missing ones repeat the top
         d, a = x.shape[1], factor(sa.warp)

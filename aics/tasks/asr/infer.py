@@ -201,10 +201,6 @@ def decode(
     path = existing_checkpoint(exp, ckpt)
     dev = pick_device(device)
     model, ck = load_trained(path, dev)
-    files = [path]
-    if average > 1:
-        weights, files = averaged(exp, ck, path, average)
-        load_weights(model, weights, files[-1])
     extra = ck["extra"]
     info = read_json(feats_dir / "features.json")
     if info["features"] != extra["features"]:
@@ -219,6 +215,10 @@ def decode(
         raise UserError(
             f"{feats_dir}/units.txt: differs from the units {path} was trained with; use its data"
         )
+    files = [path]
+    if average > 1:  # once the data is known to fit: it reads `average` checkpoints
+        weights, files = averaged(exp, ck, path, average)
+        load_weights(model, weights, files[-1])
     ngram = None
     if lm:
         from aics.tasks.asr.ngram import read_arpa

@@ -22,7 +22,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -30,8 +30,6 @@ import torch
 from aics.core.errors import UserError
 from aics.tasks.tts.model import Tacotron2, Tacotron2Config
 from aics.tasks.tts.waveglow import WaveGlow, WaveGlowConfig, WNConfig
-
-KINDS = ("tacotron2", "waveglow")
 
 
 @dataclass
@@ -71,6 +69,7 @@ class Imported:
     report: KeyReport
     layout: str  # what the file looked like, for `aics tts info`
     extra: dict  # other top-level entries of the file (epoch, iteration, ...), primitives only
+    model: torch.nn.Module  # built from ``config`` (random weights), what the keys were checked against
 
 
 def _load(path: Path) -> object:
@@ -114,8 +113,6 @@ def _state_dict(obj: object, path: Path) -> tuple[dict, dict, str]:
     if "state_dict" in obj:
         sd, config = obj["state_dict"], obj.get("config") or {}
         layout = "DeepLearningExamples" if "config" in obj else "NVIDIA/tacotron2 (no config)"
-    elif "model" in obj and isinstance(obj["model"], dict):
-        sd, config, layout = obj["model"], obj.get("config") or {}, "aics-style {'model': state_dict}"
     elif obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         sd, config, layout = obj, {}, "bare state_dict"
     else:
@@ -136,7 +133,7 @@ def guess_kind(sd: dict) -> str | None:
     return None
 
 
-def _dataclass_from(cls, values: dict, path: Path):
+def _dataclass_from(cls, values: dict):
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -144,7 +141,7 @@ def _dataclass_from(cls, values: dict, path: Path):
 def tacotron2_config(sd: dict, config: dict, path: Path) -> Tacotron2Config:
     """The file's config, else the sizes read from the weights (NVIDIA/tacotron2 files have none)."""
     if config:
-        return _dataclass_from(Tacotron2Config, config, path)
+        return _dataclass_from(Tacotron2Config, config)
     c = Tacotron2Config()
     try:
         c.n_symbols, c.symbols_embedding_dim = sd["embedding.weight"].shape
@@ -185,8 +182,8 @@ def _split_stacked_cond(sd: dict) -> dict:
 def waveglow_config(sd: dict, config: dict, path: Path) -> WaveGlowConfig:
     if config:
         wn = config.get("WN_config") or {}
-        c = _dataclass_from(WaveGlowConfig, {k: v for k, v in config.items() if k != "WN_config"}, path)
-        c.WN_config = _dataclass_from(WNConfig, wn, path)
+        c = _dataclass_from(WaveGlowConfig, {k: v for k, v in config.items() if k != "WN_config"})
+        c.WN_config = _dataclass_from(WNConfig, wn)
         return c
     c = WaveGlowConfig()
     try:
@@ -235,7 +232,7 @@ def read_checkpoint(path: str | Path, kind: str | None = None) -> Imported:
         cfg = waveglow_config(sd, config, path)
         model = WaveGlow(cfg)
     extra = {k: v for k, v in obj.items() if isinstance(v, (int, float, str, bool)) and k != "state_dict"}
-    return Imported(kind, cfg, sd, key_report(model, sd), layout, extra)
+    return Imported(kind, cfg, sd, key_report(model, sd), layout, extra, model)
 
 
 def load_model(path: str | Path, kind: str, device: str | torch.device = "cpu"):
@@ -243,10 +240,5 @@ def load_model(path: str | Path, kind: str, device: str | torch.device = "cpu"):
     imp = read_checkpoint(path, kind)
     if not imp.report.ok:
         raise UserError(f"{path}: its weights do not fit {kind} ({imp.report.summary()})")
-    model = Tacotron2(imp.config) if kind == "tacotron2" else WaveGlow(imp.config)
-    model.load_state_dict(imp.state_dict, strict=False)  # num_batches_tracked may be absent
-    return model.to(device).eval(), imp
-
-
-def config_dict(cfg) -> dict:
-    return asdict(cfg)
+    imp.model.load_state_dict(imp.state_dict, strict=False)  # num_batches_tracked may be absent
+    return imp.model.to(device).eval(), imp

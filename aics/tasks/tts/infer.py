@@ -86,11 +86,8 @@ class Synthesizer:
         self.vocoder = vocoder
         self.waveglow = self.denoiser = None
         if vocoder == "waveglow":
-            from aics.tasks.tts.vocoder import Denoiser
-
             self.waveglow, self.waveglow_info = load_model(waveglow, "waveglow", self.device)
             self.waveglow.remove_weightnorm()
-            self.denoiser = Denoiser(self.waveglow)
         self.lexicon = Lexicon.cmudict() if cmudict else None
         self.sample_rate = NVIDIA_MEL.sample_rate
 
@@ -136,7 +133,7 @@ class Synthesizer:
                 )
             _sync(self.device)
             t1 = time.perf_counter()
-            wavs = self._vocode(mel, mel_lengths, gen, sigma, denoise, gl_iters)
+            wavs = self._vocode(mel, gen, sigma, denoise, gl_iters)
             _sync(self.device)
             timing.tacotron2 += t1 - t0
             timing.vocoder += time.perf_counter() - t1
@@ -161,7 +158,7 @@ class Synthesizer:
                 )
         return out, timing  # type: ignore[return-value]
 
-    def _vocode(self, mel, mel_lengths, gen, sigma, denoise, gl_iters) -> torch.Tensor:
+    def _vocode(self, mel, gen, sigma, denoise, gl_iters) -> torch.Tensor:
         if self.vocoder == "griffinlim":
             from aics.tasks.tts.vocoder import griffin_lim_vocoder
 
@@ -170,6 +167,10 @@ class Synthesizer:
         # the last few hundred samples of a shorter item differ slightly from its audio alone
         audio = self.waveglow.infer(mel, sigma=sigma, generator=gen)
         if denoise > 0:
+            if self.denoiser is None:  # its bias spectrum costs a WaveGlow pass: only when it is used
+                from aics.tasks.tts.vocoder import Denoiser
+
+                self.denoiser = Denoiser(self.waveglow)
             audio = self.denoiser(audio, denoise)
         return audio.clamp(-1.0, 1.0)
 
@@ -196,15 +197,10 @@ def write_outputs(
 
 def plot_utterance(u: Utterance, path: Path) -> None:
     """The mel spectrogram over the alignment (decoder step x text symbol), one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from aics.core.io import atomic_write
+    from aics.core.plot import pyplot, save_figure
     from aics.tasks.tts.text import SYMBOLS
 
-    fig, (a, b) = plt.subplots(2, 1, figsize=(10, 6), constrained_layout=True)
+    fig, (a, b) = pyplot().subplots(2, 1, figsize=(10, 6), constrained_layout=True)
     im = a.imshow(u.mel.numpy(), origin="lower", aspect="auto", interpolation="none")
     a.set(title=f"mel spectrogram: {u.text[:80]}", xlabel="frame", ylabel="mel band")
     fig.colorbar(im, ax=a)
@@ -213,6 +209,4 @@ def plot_utterance(u: Utterance, path: Path) -> None:
     if len(u.ids) <= 60:
         b.set_yticks(range(len(u.ids)), [SYMBOLS[i].lstrip("@") for i in u.ids], fontsize=6)
     fig.colorbar(im, ax=b)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

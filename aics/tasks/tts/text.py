@@ -105,21 +105,24 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 def _symbol_ids(text: str, dropped: set[str]) -> list[int]:
     """Ids of cleaned text: characters outside ``{...}``, ARPAbet phones inside."""
     ids: list[int] = []
-    pos = 0
-    for m in [*_BRACES.finditer(text), None]:
-        for ch in text[pos : m.start() if m else len(text)]:
+
+    def characters(chunk: str) -> None:
+        for ch in chunk:
             if ch in SYMBOL_ID and ch != PAD:
                 ids.append(SYMBOL_ID[ch])
             else:
                 dropped.add(ch)
-        if m is None:
-            return ids
+
+    pos = 0
+    for m in _BRACES.finditer(text):
+        characters(text[pos : m.start()])
         for phone in m.group(1).split():
             if phone.upper() in ARPABET:
                 ids.append(SYMBOL_ID["@" + phone.upper()])
             else:
                 dropped.add("{" + phone + "}")
         pos = m.end()
+    characters(text[pos:])
     return ids
 
 
