@@ -481,10 +481,12 @@ def asr_quality(minutes: float = 60.0) -> dict:
 
 def tts_speed(steps: int = 400, text_len: int = 170, audio_frames: int = 86) -> dict:
     """Full-size Tacotron2 (random weights, ``steps`` decoder steps, no early stop, a ``text_len``-symbol
-    text) at batch 1 and 8: mel frames/s of the fast CPU decoder step (one text) and of the reference step
-    (NVIDIA's layer-by-layer order, which their own code follows); the real-time factor of Griffin-Lim
-    (60 iterations) and of WaveGlow with 256 and 512 channels on ``audio_frames`` frames (1 s). Best of 3
-    after a warm-up.
+    text) at batch 1 and 8: mel frames/s of the fast CPU decoder step (``cpu_step``) and of the reference step
+    (NVIDIA's layer-by-layer order, which their own code follows). The vocoders at batch 1 and 8 on
+    ``audio_frames`` frames (1 s) each: real-time factor of Griffin-Lim (60 iterations), of WaveGlow with 256
+    and 512 channels, and of the WaveGlow denoiser alone; then the text-to-audio real-time factor of each
+    vocoder after the fast decoder (decoder seconds per second of audio, from its frames/s, plus the
+    vocoder's). Best of 3 after a warm-up (WaveGlow at batch 8: one run after the warm-up).
     The comparison with NVIDIA's own inference code at the same weights is run by hand (their code is not
     vendored): see the closing note of the TTS issue."""
     import warnings
@@ -492,7 +494,7 @@ def tts_speed(steps: int = 400, text_len: int = 170, audio_frames: int = 86) -> 
     import torch
 
     from aics.tasks.tts.model import Tacotron2
-    from aics.tasks.tts.vocoder import griffin_lim_vocoder
+    from aics.tasks.tts.vocoder import Denoiser, griffin_lim_vocoder
     from aics.tasks.tts.waveglow import WaveGlow, WaveGlowConfig, WNConfig
 
     torch.manual_seed(0)
@@ -507,28 +509,37 @@ def tts_speed(steps: int = 400, text_len: int = 170, audio_frames: int = 86) -> 
             times.append(time.perf_counter() - t)
         return min(times)
 
+    frame_s = 256 / 22050  # seconds of audio per mel frame
     out: dict = {"threads": torch.get_num_threads(), "decoder_steps": steps}
     for batch in (1, 8):
         text = torch.randint(1, 148, (batch, text_len))
         lengths = torch.full((batch,), text_len)
-        # one text: the fast CPU step against the reference step; a batch always takes the reference step
-        for name, fast in (("fast", True), ("reference", False)) if batch == 1 else (("reference", True),):
+        for name, fast in (("fast", True), ("reference", False)):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 s = best(lambda text=text, lengths=lengths, fast=fast: model.infer(
                     text, lengths, max_steps=steps, stop=False, fast=fast))  # fmt: skip
             out[f"tacotron2_b{batch}_{name}"] = {"steps_per_s": round(steps / s, 1),
                                                  "mel_frames_per_s": round(batch * steps / s, 1)}  # fmt: skip
-    mel = torch.randn(1, 80, audio_frames) - 5
-    audio_s = audio_frames * 256 / 22050
-    out["griffinlim_60_rtf"] = round(best(lambda: griffin_lim_vocoder(mel, n_iter=60)) / audio_s, 3)
+    audio_s = audio_frames * frame_s
+    vocoders = {"griffinlim60": lambda mel: griffin_lim_vocoder(mel, n_iter=60)}
     for channels in (256, 512):
         wg = WaveGlow(WaveGlowConfig(WN_config=WNConfig(n_channels=channels))).eval().remove_weightnorm()
+        vocoders[f"waveglow{channels}"] = lambda mel, wg=wg: wg.infer(mel, sigma=0.6)
+    denoiser = Denoiser(wg)
+    for batch in (1, 8):
+        mel = torch.randn(batch, 80, audio_frames) - 5
+        for name, vocode in vocoders.items():
+            repeats = 1 if batch > 1 and name.startswith("waveglow") else 3
+            with torch.no_grad():
+                rtf = best(lambda mel=mel, vocode=vocode: vocode(mel), repeats) / (batch * audio_s)
+            out[f"{name}_b{batch}_rtf"] = round(rtf, 3)
+            decoder_rtf = 1 / out[f"tacotron2_b{batch}_fast"]["mel_frames_per_s"] / frame_s
+            out[f"text_to_audio_{name}_b{batch}_rtf"] = round(decoder_rtf + rtf, 3)
+        audio = torch.randn(batch, audio_frames * 256) * 0.1
         with torch.no_grad():
-            out[f"waveglow{channels}_rtf"] = round(
-                best(lambda wg=wg: wg.infer(mel, sigma=0.6), 2) / audio_s, 3
-            )
-        del wg
+            rtf = best(lambda audio=audio: denoiser(audio)) / (batch * audio_s)
+        out[f"denoiser_b{batch}_rtf"] = round(rtf, 4)
     return out
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aics.tasks.tts.data import mel_spectrogram
 from aics.tasks.tts.model import Attention, Tacotron2, Tacotron2Config
@@ -211,24 +212,40 @@ def test_batched_inference_equals_one_text_at_a_time():
         assert not mel[i, :, n:].any() and not align[i, :, len(t) :].any()
 
 
-def test_the_fast_cpu_step_gives_the_reference_step_numbers(monkeypatch):
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_fast_cpu_step_gives_the_reference_step_numbers(monkeypatch, batch):
     torch.manual_seed(8)
     model = never_stop(Tacotron2(SMALL).eval())
     model.decoder.prenet.dropout = False
     built = []
     real = type(model.decoder).cpu_step
-    monkeypatch.setattr(type(model.decoder), "cpu_step", lambda self: built.append(1) or real(self))
-    text, lengths = torch.randint(1, 148, (1, 11)), torch.tensor([11])
+    monkeypatch.setattr(type(model.decoder), "cpu_step", lambda self, b: built.append(b) or real(self, b))
+    text, lengths = torch.randint(1, 148, (batch, 11)), torch.tensor([11, 7, 9][:batch])
     with pytest.warns(UserWarning):
         ref = model.infer(text, lengths, max_steps=30, fast=False)
     with pytest.warns(UserWarning):
         fast = model.infer(text, lengths, max_steps=30, fast=True)
-    assert built == [1], "fast=True used cpu_step, fast=False did not"
-    with pytest.warns(UserWarning):
-        model.infer(text.expand(2, -1), lengths.expand(2), max_steps=3)
-    assert built == [1], "a batch uses the reference step"
+    assert built == [batch], "fast=True used cpu_step, fast=False did not"
     for a, b in zip(ref, fast, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_cpu_linear_equals_f_linear_and_falls_back_without_onednn(monkeypatch, broken):
+    from aics.tasks.tts import model as tacotron2
+
+    if broken:  # a torch build without the packed oneDNN ops
+
+        def missing(*args):
+            raise RuntimeError("no mkldnn")
+
+        monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", missing, raising=False)
+    torch.manual_seed(2)
+    w, b = torch.randn(64, 48), torch.randn(64)
+    for batch in (1, 5):
+        x = torch.randn(batch, 48)
+        got = tacotron2.cpu_linear(w, b, batch)(x)
+        torch.testing.assert_close(got, F.linear(x, w, b), atol=1e-5, rtol=1e-5)
 
 
 def test_inference_stops_on_the_gate_and_warns_at_the_step_limit():
