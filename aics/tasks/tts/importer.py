@@ -151,6 +151,7 @@ def tacotron2_config(sd: dict, config: dict, path: Path) -> Tacotron2Config:
         c.attention_rnn_dim = sd["decoder.attention_rnn.weight_hh"].shape[1]
         c.decoder_rnn_dim = sd["decoder.decoder_rnn.weight_hh"].shape[1]
         c.prenet_dim, c.n_mel_channels = sd["decoder.prenet.layers.0.linear_layer.weight"].shape
+        c.n_frames_per_step = sd["decoder.linear_projection.linear_layer.weight"].shape[0] // c.n_mel_channels
         c.attention_dim = sd["decoder.attention_layer.v.linear_layer.weight"].shape[1]
         loc = sd["decoder.attention_layer.location_layer.location_conv.conv.weight"]
         c.attention_location_n_filters, _, c.attention_location_kernel_size = loc.shape

@@ -32,7 +32,7 @@ class Utterance:
     ids: list[int]
     wav: torch.Tensor  # (samples,) float32 in [-1, 1], on the CPU
     mel: torch.Tensor  # (80, frames)
-    alignment: torch.Tensor  # (frames, symbols)
+    alignment: torch.Tensor  # (decoder steps, symbols)
     truncated: bool  # the decoder hit its step limit before the stop token
 
 
@@ -153,7 +153,7 @@ class Synthesizer:
                     ids[i],
                     wav,
                     mel[b, :, :n].cpu(),
-                    alignments[b, :n, : len(ids[i])].cpu(),
+                    alignments[b, : n // self.tacotron2.decoder.r, : len(ids[i])].cpu(),
                     hit_limit,
                 )
         return out, timing  # type: ignore[return-value]

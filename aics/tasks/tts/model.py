@@ -195,9 +195,10 @@ class Prenet(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, c: Tacotron2Config):
         super().__init__()
-        if c.n_frames_per_step != 1:
-            raise ValueError("n_frames_per_step must be 1 (as in NVIDIA's checkpoints)")
+        if c.n_frames_per_step < 1:
+            raise ValueError("n_frames_per_step must be at least 1")
         self.c = c
+        self.r = c.n_frames_per_step  # frames per decoder step; the prenet reads the last of the previous step's
         self.prenet = Prenet(c.n_mel_channels, [c.prenet_dim, c.prenet_dim])
         self.attention_rnn = nn.LSTMCell(c.prenet_dim + c.encoder_embedding_dim, c.attention_rnn_dim)
         self.attention_layer = Attention(
@@ -205,7 +206,9 @@ class Decoder(nn.Module):
             c.attention_location_kernel_size,
         )  # fmt: skip
         self.decoder_rnn = nn.LSTMCell(c.attention_rnn_dim + c.encoder_embedding_dim, c.decoder_rnn_dim)
-        self.linear_projection = LinearNorm(c.decoder_rnn_dim + c.encoder_embedding_dim, c.n_mel_channels)
+        self.linear_projection = LinearNorm(
+            c.decoder_rnn_dim + c.encoder_embedding_dim, c.n_mel_channels * c.n_frames_per_step
+        )
         self.gate_layer = LinearNorm(c.decoder_rnn_dim + c.encoder_embedding_dim, 1, gain="sigmoid")
 
     def initial_state(self, memory: torch.Tensor) -> dict:
@@ -218,8 +221,8 @@ class Decoder(nn.Module):
         }  # fmt: skip
 
     def step(self, prenet_out, memory, processed_memory, mask, s: dict):
-        """One decoder step from the prenet output (B, prenet_dim); updates ``s``; -> (B, 80) frame and (B,)
-        gate logit, the attention weights in ``s["weights"]``."""
+        """One decoder step from the prenet output (B, prenet_dim); updates ``s``; -> (B, r * 80) frames (r
+        consecutive 80-band frames) and (B,) gate logit, the attention weights in ``s["weights"]``."""
         c = self.c
         s["att_h"], s["att_c"] = self.attention_rnn(
             torch.cat([prenet_out, s["context"]], -1), (s["att_h"], s["att_c"])
@@ -279,26 +282,37 @@ class Decoder(nn.Module):
         return step
 
     def forward(self, memory, memory_lengths, mels):
-        """Teacher forcing: memory (B, N, C), target mels (B, 80, T) -> frames (B, 80, T), gate logits (B, T),
-        alignments (B, T, N). Frame t is predicted from target frame t - 1 (a zero frame first)."""
+        """Teacher forcing: memory (B, N, C), target mels (B, 80, T) -> frames (B, 80, T), gate logits (B, S),
+        alignments (B, S, N) for S = ceil(T / r) decoder steps. Step t predicts frames t*r .. t*r + r - 1 from
+        target frame t*r - 1 (a zero frame first)."""
         mask = lengths_mask(memory_lengths, memory.shape[1])
         processed_memory = self.attention_layer.memory_layer(memory)
-        previous = torch.cat([mels.new_zeros(mels.shape[0], mels.shape[1], 1), mels[:, :, :-1]], 2)
-        prenet_out = self.prenet(previous.transpose(1, 2))  # (B, T, prenet_dim), all steps at once
+        b, n_mel, t_frames = mels.shape
+        r, steps = self.r, -(-mels.shape[2] // self.r)
+        last_of_step = mels[:, :, r - 1 :: r][:, :, : steps - 1]  # (B, 80, S - 1)
+        previous = torch.cat([mels.new_zeros(b, n_mel, 1), last_of_step], 2)
+        prenet_out = self.prenet(previous.transpose(1, 2))  # (B, S, prenet_dim), all steps at once
         s = self.initial_state(memory)
         frames, gates, alignments = [], [], []
-        for t in range(mels.shape[2]):
+        for t in range(steps):
             frame, gate = self.step(prenet_out[:, t], memory, processed_memory, mask, s)
             frames.append(frame)
             gates.append(gate)
             alignments.append(s["weights"])
-        return torch.stack(frames, 2), torch.stack(gates, 1), torch.stack(alignments, 1)
+        frames = self.unfold(torch.stack(frames, 1))[:, :, :t_frames]
+        return frames, torch.stack(gates, 1), torch.stack(alignments, 1)
+
+    def unfold(self, steps: torch.Tensor) -> torch.Tensor:
+        """(B, S, r * 80) step outputs -> (B, 80, S * r) frames."""
+        b, n = steps.shape[:2]
+        return steps.reshape(b, n * self.r, -1).transpose(1, 2)
 
     @torch.no_grad()
     def infer(self, memory, memory_lengths, max_steps: int | None = None, stop: bool = True,
               generator: torch.Generator | None = None, fast: bool = True):  # fmt: skip
         """Autoregressive decoding until every item's gate fired (sigmoid > gate_threshold) or ``max_steps``
-        (default: the config's max_decoder_steps). -> frames (B, 80, T), lengths (B,), alignments (B, T, N),
+        (default: the config's max_decoder_steps). -> frames (B, 80, S * r), frame counts (B,) (r per step),
+        alignments (B, S, N),
         and whether the step limit cut any item short. ``stop=False`` always runs ``max_steps`` steps.
         ``fast`` uses ``cpu_step`` on the CPU in float32 (eval mode)."""
         c = self.c
@@ -321,8 +335,9 @@ class Decoder(nn.Module):
             torch.set_num_threads(1)
         try:
             for _ in range(max_steps):
-                frame, gate = step(self.prenet(frame, generator), memory, processed_memory, mask, s)
-                frames.append(frame)
+                out, gate = step(self.prenet(frame, generator), memory, processed_memory, mask, s)
+                frames.append(out)
+                frame = out[:, -c.n_mel_channels :]  # the step's last frame feeds the next
                 alignments.append(s["weights"])
                 lengths += running
                 running &= gate <= threshold
@@ -331,7 +346,7 @@ class Decoder(nn.Module):
         finally:
             torch.set_num_threads(threads)
         truncated = bool(running.any()) and stop
-        return torch.stack(frames, 2), lengths, torch.stack(alignments, 1), truncated
+        return self.unfold(torch.stack(frames, 1)), lengths * self.r, torch.stack(alignments, 1), truncated
 
 
 class Postnet(nn.Module):
@@ -378,22 +393,24 @@ class Tacotron2(nn.Module):
         return self.encoder(self.embedding(text).transpose(1, 2), lengths)
 
     def forward(self, text, text_lengths, mels, mel_lengths):
-        """Teacher-forced: -> mel (B, 80, T), mel + postnet (B, 80, T), gate logits (B, T), alignments
-        (B, T, N); frames past each ``mel_lengths`` are zeroed (``mask_padding``, as NVIDIA trains)."""
+        """Teacher-forced: -> mel (B, 80, T), mel + postnet (B, 80, T), gate logits (B, S), alignments
+        (B, S, N) for S = ceil(T / r) decoder steps; frames past each ``mel_lengths`` are zeroed
+        (``mask_padding``, as NVIDIA trains)."""
         memory = self.encode(text, text_lengths)
         mel, gate, alignments = self.decoder(memory, text_lengths, mels)
         mask = lengths_mask(mel_lengths, mel.shape[2])[:, None, :].to(mel.dtype)
         post = mel + self.postnet(mel, mask)
         if self.config.mask_padding:
             mel, post = mel * mask, post * mask
-            gate = gate.masked_fill(mask[:, 0] == 0, 1e3)
+            steps = -(-mel_lengths // self.decoder.r)
+            gate = gate.masked_fill(~lengths_mask(steps, gate.shape[1]), 1e3)
         return mel, post, gate, alignments
 
     @torch.no_grad()
     def infer(self, text, text_lengths, max_steps: int | None = None, stop: bool = True,
               generator: torch.Generator | None = None, fast: bool = True):  # fmt: skip
         """Text ids (B, N) and lengths (B,) -> mel after the postnet (B, 80, T), frame counts (B,),
-        alignments (B, T, N). Frames past an item's length are zero. Warns when the step limit was reached
+        alignments (B, S, N) for S decoder steps (T = S * r). Frames past an item's length are zero. Warns when the step limit was reached
         before a gate fired. ``fast``: ``Decoder.cpu_step`` where it applies."""
         memory = self.encode(text, text_lengths)
         mel, lengths, alignments, truncated = self.decoder.infer(
@@ -409,7 +426,8 @@ class Tacotron2(nn.Module):
         mask = lengths_mask(lengths, mel.shape[2])[:, None, :].to(mel.dtype)
         mel = mel * mask
         post = (mel + self.postnet(mel, mask)) * mask
-        return post, lengths, alignments * mask.transpose(1, 2)
+        step_mask = lengths_mask(lengths // self.decoder.r, alignments.shape[1])[:, :, None]
+        return post, lengths, alignments * step_mask.to(alignments.dtype)
 
 
 def parameter_count(model: nn.Module) -> int:

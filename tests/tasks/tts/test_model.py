@@ -362,3 +362,32 @@ def test_griffin_lim_gives_back_the_mel_of_a_known_signal():
     assert last < 0.6 and last < 0.6 * first, f"mean log-mel error {first:.3f} -> {last:.3f} on the loud bins"
     noise = mel_spectrogram(torch.randn(22050) * 0.1)
     assert float((noise - mel)[loud].abs().mean()) > 3 * last, "a wrong signal is much further off"
+
+
+@pytest.mark.parametrize("r", [1, 3])
+def test_teacher_forcing_on_the_decoders_own_frames_reproduces_them(r):
+    """Fed its own free-running frames as targets, the teacher-forced decoder must give those frames again:
+    checks that step t reads the last frame of step t - 1 and how r frames per step are laid out."""
+    from dataclasses import replace
+
+    torch.manual_seed(5)
+    model = never_stop(Tacotron2(replace(SMALL, n_frames_per_step=r)).eval())
+    model.decoder.prenet.dropout = False
+    text, lengths = torch.randint(1, 148, (2, 9)), torch.tensor([9, 6])
+    memory = model.encode(text, lengths)
+    with torch.no_grad():
+        frames, frame_counts, align, truncated = model.decoder.infer(memory, lengths, max_steps=7, fast=False)
+        assert truncated and frames.shape == (2, 80, 7 * r) and frame_counts.tolist() == [7 * r] * 2
+        assert align.shape == (2, 7, 9)
+        fast = model.decoder.infer(memory, lengths, max_steps=7, fast=True)[0]
+        torch.testing.assert_close(fast, frames, atol=1e-5, rtol=1e-4)
+        for cut in (7 * r, 7 * r - 1):  # a target length that is not a multiple of r is padded inside
+            steps = -(-cut // r)
+            forced, gates, forced_align = model.decoder(memory, lengths, frames[:, :, :cut])
+            assert (
+                forced.shape == (2, 80, cut)
+                and gates.shape == (2, steps)
+                and forced_align.shape == (2, steps, 9)
+            )
+            torch.testing.assert_close(forced, frames[:, :, :cut], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(forced_align, align[:, :steps], atol=1e-6, rtol=1e-4)
