@@ -96,14 +96,16 @@ def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
 
 def clipped_step(
     optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, parameters, clip: float
-) -> None:
+) -> torch.Tensor | None:
     """The optimizer step through the mixed-precision scaler, the gradient norm clipped to ``clip`` first (on
-    the unscaled gradients; 0: no clipping)."""
+    the unscaled gradients; 0: no clipping). Returns the norm before clipping (None without clipping)."""
+    norm = None
     if clip > 0:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(parameters, clip)
+        norm = torch.nn.utils.clip_grad_norm_(parameters, clip)
     scaler.step(optimizer)
     scaler.update()
+    return norm
 
 
 class StopSignal:

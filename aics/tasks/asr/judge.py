@@ -366,9 +366,13 @@ class PocketsphinxJudge:
                     out.append(self.transcribe(p))
                     bar.update(1)
                 return out
+            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(min(workers, len(paths))) as pool:
+            # spawned, not forked: a child forked from a process whose other threads ran OpenMP code (torch
+            # from a thread pool, e.g.) can hang on the OpenMP runtime's locks
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(paths)), mp_context=spawn) as pool:
                 out = []
                 for hyp in pool.map(partial(_transcribe, self.decoder_config()), paths):
                     out.append(hyp)

@@ -12,6 +12,15 @@ from pathlib import Path
 import click
 
 from aics.core.errors import UserError
+from aics.core.options import (
+    conf_option,
+    config_command,
+    device_option,
+    overwrite_option,
+    report_command,
+    set_option,
+    with_device,
+)
 
 
 class DefaultToSynth(click.Group):
@@ -31,6 +40,13 @@ def cli() -> None:
     aics tts "Hello world." -o hello.wav --tacotron2 T2.pt --waveglow WG.pt
     aics tts --input lines.txt -o outdir/ --tacotron2 T2.pt --vocoder griffinlim
     aics tts info nvidia_tacotron2pyt_fp32_20190427
+
+    Training (recipes/tts_tacotron2/run.sh runs it all):
+
+    \b
+    aics tts prepare --src data/tts/corpus --out data/tts/prepared
+    aics tts features --data data/tts/prepared --out data/tts/feats
+    aics tts train --data data/tts/feats --exp exp/tts/t2 --conf recipes/tts_tacotron2/conf/cpu.yaml
     """
 
 
@@ -68,7 +84,8 @@ def _check_output(out: Path, single: bool) -> None:
     "--tacotron2",
     type=click.Path(exists=True, dir_okay=False),
     envvar="AICS_TACOTRON2",
-    help="Tacotron2 checkpoint (NVIDIA's dict format) [env AICS_TACOTRON2].",
+    help="Tacotron2 checkpoint (NVIDIA's, `aics tts train`'s, or a voice .safetensors); default: the voice "
+    "that ships with aics [env AICS_TACOTRON2].",
 )
 @click.option(
     "--waveglow",
@@ -196,3 +213,137 @@ def info(path) -> None:
         click.echo(line)
     if not imp.report.ok:
         raise UserError(f"{path}: its keys do not fit {imp.kind} ({imp.report.summary()})")
+
+
+@cli.command()
+@click.option("--src", required=True, type=click.Path(), help="LJSpeech-layout corpus (metadata.csv, wavs/).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the filelists.")
+@click.option("--valid-frac", default=0.03, show_default=True, type=click.FloatRange(0, 0.5),
+              help="Fraction of utterances for the valid filelist.")  # fmt: skip
+@click.option("--test-frac", default=0.05, show_default=True, type=click.FloatRange(0, 0.5),
+              help="Fraction of utterances for the test filelist.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Split seed.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Threads.")
+@overwrite_option
+def prepare(src, out, valid_frac, test_frac, seed, workers, overwrite) -> None:
+    """Check a corpus and write NVIDIA's `wav|text` filelists: train, valid, test."""
+    from aics.tasks.tts.data import prepare as run
+
+    stats = run(src, out, valid_frac=valid_frac, test_frac=test_frac, seed=seed, workers=workers,
+                overwrite=overwrite)  # fmt: skip
+    sizes = ", ".join(f"{k} {v['utterances']} ({v['hours']:.2f} h)" for k, v in stats["subsets"].items())
+    click.echo(f"prepared {out}: {sizes}")
+
+
+@cli.command()
+@click.option("--data", required=True, type=click.Path(),
+              help="Folder of {train,valid,test}_filelist.txt (`aics tts prepare`, or yours).")  # fmt: skip
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Features directory.")
+@conf_option
+@set_option
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes.")
+@overwrite_option
+def features(data, out, conf, overrides, workers, overwrite) -> None:
+    """Compute the mel spectrogram of every filelist row once (NVIDIA's features, memory-mapped)."""
+    from aics.core.config import load_config
+    from aics.tasks.tts.config import TtsConfig
+    from aics.tasks.tts.data import compute_features
+
+    cfg = load_config(TtsConfig, conf, overrides)
+    info = compute_features(data, out, cfg.features, workers=workers, overwrite=overwrite)
+    sizes = ", ".join(f"{k} {v['utterances']} ({v['frames']:,} frames)" for k, v in info["subsets"].items())
+    click.echo(f"features {out}: {sizes}")
+
+
+@cli.command()
+@click.option("--data", required=True, type=click.Path(), help="Features directory (`aics tts features`).")
+@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
+@conf_option
+@set_option
+@device_option
+@overwrite_option
+def train(data, exp, conf, overrides, device, overwrite) -> None:
+    """Train Tacotron2 (resumes from EXP/ckpt/last.pt; runs under torchrun for several processes)."""
+    from aics.core.config import load_config
+    from aics.tasks.tts.config import TtsConfig
+    from aics.tasks.tts.data import check_features
+
+    cfg = load_config(TtsConfig, conf, with_device(overrides, device))
+    check_features(data)
+    from aics.tasks.tts.train import train as run
+
+    run(cfg, data, exp, overwrite=overwrite)
+
+
+@cli.command()
+@click.option("--tacotron2", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Tacotron2 checkpoint (aics training, NVIDIA or a voice .safetensors).")  # fmt: skip
+@click.option("--data", required=True, type=click.Path(), help="Features directory (`aics tts features`).")
+@click.option("--subset", default="test", show_default=True, help="Subset whose texts are said.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Decode directory.")
+@click.option("--waveglow", type=click.Path(exists=True, dir_okay=False), help="WaveGlow checkpoint.")
+@click.option("--vocoder", type=click.Choice(("waveglow", "griffinlim")),
+              help="Default: waveglow when --waveglow is given, else griffinlim.")  # fmt: skip
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1), help="Texts at once.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Prenet dropout and noise seed.")
+@click.option("--gl-iters", default=60, show_default=True, type=click.IntRange(min=1),
+              help="Griffin-Lim iterations.")  # fmt: skip
+@click.option("--max-decoder-steps", type=click.IntRange(min=1), help="Default: the checkpoint's.")
+@click.option("--plots", default=4, show_default=True, type=click.IntRange(min=0),
+              help="PNGs of the first N utterances' mels and alignments.")  # fmt: skip
+@device_option
+@overwrite_option
+def decode(tacotron2, data, subset, out, waveglow, vocoder, batch_size, seed, gl_iters, max_decoder_steps,
+           plots, device, overwrite) -> None:  # fmt: skip
+    """Say every text of a subset (stage 4): wavs, metadata.csv, per-utterance attention health, RTF."""
+    from aics.tasks.tts.infer import decode_subset
+
+    info = decode_subset(tacotron2, data, out, subset=subset, waveglow=waveglow, vocoder=vocoder,
+                         device=device, batch_size=batch_size, seed=seed, gl_iters=gl_iters,
+                         max_decoder_steps=max_decoder_steps, plots=plots, overwrite=overwrite)  # fmt: skip
+    click.echo(
+        f"decoded {out}: {info['utterances']} utterances, {info['audio_seconds']:.1f} s of audio, RTF "
+        f"{info['rtf']:.3f} ({info['vocoder']}), {info['hit_step_limit']} hit the step limit"
+    )
+
+
+@cli.command()
+@click.option("--decode", "decode_dir", required=True, type=click.Path(file_okay=False),
+              help="Decode directory (`aics tts decode`).")  # fmt: skip
+@click.option("--judge/--no-judge", default=True, show_default=True,
+              help="Run the pocketsphinx judge on the synthesised and the real speech.")  # fmt: skip
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes.")
+@overwrite_option
+def score(decode_dir, judge, workers, overwrite) -> None:
+    """Score a decode (stage 5): judge WER/CER against the recordings', MCD-DTW, attention health, RTF."""
+    from aics.tasks.tts.score import results_table, score_decode
+
+    s = score_decode(decode_dir, judge=judge, workers=workers, overwrite=overwrite)
+    click.echo(results_table([s]), nl=False)
+
+
+@cli.command()
+@click.option("--ckpt", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Tacotron2 checkpoint (`aics tts train`'s best.pt, or NVIDIA's).")  # fmt: skip
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Voice file (.safetensors).")
+@click.option("--scores", type=click.Path(exists=True, dir_okay=False),
+              help="A score.json (`aics tts score`) to record in the file's metadata.")  # fmt: skip
+@click.option(
+    "--note", default="", help="Free text for the metadata: the command, data and seed that made it."
+)
+def export(ckpt, out, scores, note) -> None:
+    """Write a Tacotron2 as a voice: .safetensors with its config (and a .json copy)."""
+    from aics.core.io import read_json
+    from aics.tasks.tts.voice import export_voice
+
+    info = {"source": str(ckpt), "note": note, "scores": read_json(scores) if scores else None}
+    w = export_voice(ckpt, out, info)
+    click.echo(f"wrote {w['path']}: {w['parameters']:,} parameters, {w['bytes'] / 1e6:.1f} MB")
+
+
+cli.add_command(config_command("aics.tasks.tts.config:TtsConfig"))
+cli.add_command(
+    report_command(
+        "aics.tasks.tts.score:report", help="One table of every scored decode of the experiments (EXP...)."
+    )
+)

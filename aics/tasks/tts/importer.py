@@ -10,6 +10,9 @@ Layouts read (all plain dicts of tensors, loaded with ``torch.load(weights_only=
 - a bare state_dict, and WaveGlow weights whose coupling nets use one stacked ``cond_layer``
   (NVIDIA/waveglow's newer code) instead of one ``cond_layers.i`` per layer: split into the per-layer form.
 
+aics's own files are read too: ``aics tts train`` checkpoints (``model`` and, under ``extra``, the
+``tacotron2`` config) and voices as ``.safetensors`` with the config as JSON in the file's metadata.
+
 NVIDIA/waveglow's own release files pickle the whole Python model object (``{'model': <glow.WaveGlow>}``):
 they are refused, before anything in them runs, with a line saying how to get a dict file.
 
@@ -72,9 +75,30 @@ class Imported:
     model: torch.nn.Module  # built from ``config`` (random weights), what the keys were checked against
 
 
+def _load_safetensors(path: Path) -> dict:
+    """An aics voice file: the weights, and NVIDIA's ``config`` as JSON in the file's metadata."""
+    import json
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({str(e)[:120]})") from None
+    try:
+        config = json.loads(meta.get("config", "{}"))
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: its metadata 'config' is not JSON") from None
+    return {"state_dict": sd, "config": config, "layout": "aics voice (safetensors)"}
+
+
 def _load(path: Path) -> object:
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -112,7 +136,11 @@ def _state_dict(obj: object, path: Path) -> tuple[dict, dict, str]:
         )
     if "state_dict" in obj:
         sd, config = obj["state_dict"], obj.get("config") or {}
-        layout = "DeepLearningExamples" if "config" in obj else "NVIDIA/tacotron2 (no config)"
+        layout = obj.get("layout") or (
+            "DeepLearningExamples" if "config" in obj else "NVIDIA/tacotron2 (no config)"
+        )
+    elif obj.get("task") == "tts" and isinstance(obj.get("model"), dict):  # an `aics tts train` checkpoint
+        sd, config, layout = obj["model"], (obj.get("extra") or {}).get("tacotron2") or {}, "aics training"
     elif obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         sd, config, layout = obj, {}, "bare state_dict"
     else:
@@ -232,7 +260,8 @@ def read_checkpoint(path: str | Path, kind: str | None = None) -> Imported:
         sd = _split_stacked_cond(sd)
         cfg = waveglow_config(sd, config, path)
         model = WaveGlow(cfg)
-    extra = {k: v for k, v in obj.items() if isinstance(v, (int, float, str, bool)) and k != "state_dict"}
+    skip = ("state_dict", "layout", "format", "task")
+    extra = {k: v for k, v in obj.items() if isinstance(v, (int, float, str, bool)) and k not in skip}
     return Imported(kind, cfg, sd, key_report(model, sd), layout, extra, model)
 
 

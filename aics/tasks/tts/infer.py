@@ -70,6 +70,10 @@ class Synthesizer:
         from aics.tasks.tts.importer import load_model
 
         if tacotron2 is None:
+            from aics.tasks.tts.voice import default_voice
+
+            tacotron2 = default_voice()
+        if tacotron2 is None:
             raise UserError(NO_MODEL)
         vocoder = vocoder or ("waveglow" if waveglow else "griffinlim")
         if vocoder not in VOCODERS:
@@ -210,3 +214,68 @@ def plot_utterance(u: Utterance, path: Path) -> None:
         b.set_yticks(range(len(u.ids)), [SYMBOLS[i].lstrip("@") for i in u.ids], fontsize=6)
     fig.colorbar(im, ax=b)
     save_figure(fig, path, dpi=100)
+
+
+def decode_subset(
+    tacotron2: str | Path,
+    feats_dir: str | Path,
+    out: str | Path,
+    subset: str = "test",
+    waveglow: str | Path | None = None,
+    vocoder: str | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+    seed: int = 0,
+    sigma: float = 0.6,
+    denoise: float = 0.01,
+    gl_iters: int = 60,
+    max_decoder_steps: int | None = None,
+    plots: int = 4,
+    overwrite: bool = False,
+) -> dict:
+    """Stage 4: say every text of a features dir's subset. Writes ``wavs/<id>.wav``, ``metadata.csv``
+    (LJSpeech's ``id|text|text``), ``per_utt.jsonl`` (frames, decoder steps, step limit hit, attention
+    health), ``decode.json`` (settings, times, real-time factor), PNGs of the first ``plots`` utterances,
+    and ``.done``."""
+    from aics.core.audio import write_wav
+    from aics.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
+    from aics.core.stage import begin_stage, mark_done
+    from aics.tasks.tts.data import check_features
+    from aics.tasks.tts.metrics import attention_health
+
+    feats_dir, out = check_features(feats_dir), Path(out)
+    rows_path = feats_dir / f"{subset}.jsonl"
+    if not rows_path.is_file():
+        found = ", ".join(sorted(p.stem for p in feats_dir.glob("*.jsonl"))) or "none"
+        raise UserError(f"{feats_dir}: has no subset {subset!r} (found: {found}); pick --subset")
+    rows = read_jsonl(rows_path)
+    params = {"tacotron2": str(Path(tacotron2).resolve()), "waveglow": str(waveglow) if waveglow else None,
+              "vocoder": vocoder, "data": str(feats_dir.resolve()), "subset": subset,
+              "batch_size": batch_size, "seed": seed, "sigma": sigma, "denoise": denoise,
+              "gl_iters": gl_iters, "max_decoder_steps": max_decoder_steps}  # fmt: skip
+    synth = Synthesizer(tacotron2, waveglow, vocoder, device)  # checks the models before any output
+    if not begin_stage(out, overwrite, what="decode", params=params):
+        return read_json(out / "decode.json")
+    utts, timing = synth.synthesize(
+        [r["text"] for r in rows], batch_size=batch_size, seed=seed, sigma=sigma, denoise=denoise,
+        max_decoder_steps=max_decoder_steps, sources=[r["source"] for r in rows], gl_iters=gl_iters,
+    )  # fmt: skip
+    per_utt = []
+    for k, (row, u) in enumerate(zip(rows, utts, strict=True)):
+        write_wav(out / "wavs" / f"{row['id']}.wav", u.wav, synth.sample_rate)
+        if k < plots:
+            plot_utterance(u, out / "plots" / f"{row['id']}.png")
+        health = attention_health(u.alignment.numpy(), len(u.ids))
+        per_utt.append({"id": row["id"], "text": row["text"], "frames": int(u.mel.shape[1]),
+                        "decoder_steps": int(u.alignment.shape[0]), "hit_step_limit": u.truncated,
+                        "seconds": round(u.wav.numel() / synth.sample_rate, 3), **health})  # fmt: skip
+    write_text(out / "metadata.csv", "".join(f"{r['id']}|{r['text']}|{r['text']}\n" for r in rows))
+    write_jsonl(out / "per_utt.jsonl", per_utt)
+    info = {**params, "vocoder": synth.vocoder, "utterances": len(rows), "device": str(synth.device),
+            "audio_seconds": round(timing.samples / synth.sample_rate, 3),
+            "tacotron2_seconds": round(timing.tacotron2, 3), "vocoder_seconds": round(timing.vocoder, 3),
+            "rtf": round(timing.rtf(synth.sample_rate), 4),
+            "hit_step_limit": sum(u.truncated for u in utts)}  # fmt: skip
+    write_json(out / "decode.json", info)
+    mark_done(out, {"utterances": len(rows)}, params=params)
+    return info

@@ -198,7 +198,9 @@ class Decoder(nn.Module):
         if c.n_frames_per_step < 1:
             raise ValueError("n_frames_per_step must be at least 1")
         self.c = c
-        self.r = c.n_frames_per_step  # frames per decoder step; the prenet reads the last of the previous step's
+        self.r = (
+            c.n_frames_per_step
+        )  # frames per decoder step; the prenet reads the last of the previous step's
         self.prenet = Prenet(c.n_mel_channels, [c.prenet_dim, c.prenet_dim])
         self.attention_rnn = nn.LSTMCell(c.prenet_dim + c.encoder_embedding_dim, c.attention_rnn_dim)
         self.attention_layer = Attention(
@@ -410,8 +412,9 @@ class Tacotron2(nn.Module):
     def infer(self, text, text_lengths, max_steps: int | None = None, stop: bool = True,
               generator: torch.Generator | None = None, fast: bool = True):  # fmt: skip
         """Text ids (B, N) and lengths (B,) -> mel after the postnet (B, 80, T), frame counts (B,),
-        alignments (B, S, N) for S decoder steps (T = S * r). Frames past an item's length are zero. Warns when the step limit was reached
-        before a gate fired. ``fast``: ``Decoder.cpu_step`` where it applies."""
+        alignments (B, S, N) for S decoder steps (T = S * r). Frames past an item's length are zero. Warns
+        when the step limit was reached before a gate fired. ``fast``: ``Decoder.cpu_step`` where it
+        applies."""
         memory = self.encode(text, text_lengths)
         mel, lengths, alignments, truncated = self.decoder.infer(
             memory, text_lengths, max_steps, stop, generator, fast

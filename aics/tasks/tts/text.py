@@ -150,10 +150,15 @@ def clean_text(text: str, lexicon: Lexicon | None = None) -> str:
     return "".join(parts)
 
 
-def text_to_ids(text: str, lexicon: Lexicon | None = None, source: str = "text") -> list[int]:
+def text_to_ids(
+    text: str, lexicon: Lexicon | None = None, source: str = "text", dropped: set[str] | None = None
+) -> list[int]:
     """Symbol ids of ``text`` (``clean_text``, then one id per character or phone). What has no symbol is
-    dropped with one warning naming it (``source`` says where the text came from)."""
-    dropped: set[str] = set()
+    dropped with one warning naming it (``source`` says where the text came from); given a ``dropped`` set,
+    it is added there instead (one warning for a whole corpus)."""
+    if dropped is not None:
+        return _symbol_ids(clean_text(text, lexicon), dropped)
+    dropped = set()
     ids = _symbol_ids(clean_text(text, lexicon), dropped)
     if dropped:
         shown = " ".join(repr(d) if len(d) == 1 else d for d in sorted(dropped))

@@ -1,0 +1,120 @@
+"""Stage 5: score synthesised speech against the recordings of the same sentences.
+
+Usage: aics tts score --decode exp/tts/t2/decode_test_griffinlim
+
+Reads a decode dir (``aics tts decode``: wavs, per_utt.jsonl, decode.json) and writes in its ``score/``:
+
+- ``judge_synth/`` and ``judge_real/``: the pocketsphinx judge (``aics asr judge``) on the synthesised wavs
+  and on the real recordings of the same sentences; its WER on the recordings is the level synthesis is held
+  to;
+- ``mcd.jsonl``: each utterance's MCD-DTW (dB) against its recording (``metrics.mcd_dtw``);
+- ``scores.json``: judge WER / CER on both, their ratio, mean MCD-DTW, attention health (share monotonic,
+  share reaching the end of the text, mean focus rate, utterances that hit the decoder step limit) and the
+  real-time factor of the decode;
+- ``RESULTS.md``: the same as a table; and ``.done``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aics.core.errors import UserError
+from aics.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from aics.core.report import markdown_table
+from aics.core.stage import begin_stage, mark_done, require_done
+
+SCORES = "score.json"
+
+
+def _mcd_one(args) -> float:
+    from aics.core.audio import read_wav
+    from aics.tasks.tts.metrics import mcd_dtw
+
+    synth_path, real_path, sr = args
+    synth, _ = read_wav(synth_path, sr=sr)
+    real, _ = read_wav(real_path, sr=sr)
+    return mcd_dtw(synth.numpy(), real.numpy(), sr)
+
+
+def score_decode(
+    decode_dir: str | Path, judge: bool = True, workers: int = 2, overwrite: bool = False
+) -> dict:
+    """Score one decode dir; returns the scores (also in ``scores.json``)."""
+    from aics.tasks.tts.metrics import attention_summary
+
+    decode_dir = require_done(decode_dir, "decode", "run `aics tts decode` first")
+    info = read_json(decode_dir / "decode.json")
+    per_utt = read_jsonl(decode_dir / "per_utt.jsonl")
+    feats_dir = Path(info["data"])
+    rows_path = feats_dir / f"{info['subset']}.jsonl"
+    if not rows_path.is_file():
+        raise UserError(f"{rows_path}: missing (the features the decode read); rerun `aics tts features`")
+    real = {r["id"]: r for r in read_jsonl(rows_path)}
+    missing = [u["id"] for u in per_utt if u["id"] not in real]
+    if missing:
+        raise UserError(
+            f"{rows_path}: has no recording for {', '.join(missing[:3])}; decode and score one subset"
+        )
+    synth_wavs = {u["id"]: decode_dir / "wavs" / f"{u['id']}.wav" for u in per_utt}
+    real_wavs = {u["id"]: Path(real[u["id"]]["wav"]) for u in per_utt}
+    texts = {u["id"]: u["text"] for u in per_utt}
+    out = decode_dir / "score"
+    params = {"judge": judge}
+    if not begin_stage(out, overwrite, what="score", params=params):
+        return read_json(out / SCORES)
+
+    sr = 22050
+    mcds = [_mcd_one((synth_wavs[i], real_wavs[i], sr)) for i in texts]
+    write_jsonl(
+        out / "mcd.jsonl", [{"id": i, "mcd_db": round(m, 4)} for i, m in zip(texts, mcds, strict=True)]
+    )
+    health = attention_summary(per_utt, [u["hit_step_limit"] for u in per_utt])
+    scores: dict = {
+        "decode": str(decode_dir), "subset": info["subset"], "vocoder": info["vocoder"],
+        "utterances": len(per_utt), "mcd_dtw_db": round(sum(mcds) / len(mcds), 4),
+        "attention": health, "rtf": info["rtf"], "device": info["device"],
+    }  # fmt: skip
+    if judge:
+        from aics.tasks.asr.judge import judge_inputs, run_judge
+
+        for name, wavs in (("synth", synth_wavs), ("real", real_wavs)):
+            inputs = judge_inputs(wavs, texts, source=str(decode_dir / "per_utt.jsonl"))
+            s = run_judge(inputs, out / f"judge_{name}", workers=workers, show_progress=False)
+            scores[f"wer_{name}"], scores[f"cer_{name}"] = s["wer"], s["cer"]
+        scores["wer_ratio"] = scores["wer_synth"] / scores["wer_real"] if scores["wer_real"] else None
+    write_json(out / SCORES, scores)
+    write_text(out / "RESULTS.md", results_table([scores]))
+    mark_done(out, {"mcd_dtw_db": scores["mcd_dtw_db"]}, params=params)
+    return scores
+
+
+def _row(s: dict) -> dict:
+    a = s["attention"]
+    row = {"decode": Path(s["decode"]).name, "utts": s["utterances"]}
+    if "wer_synth" in s:
+        row.update({"judge WER synth %": 100 * s["wer_synth"], "judge WER real %": 100 * s["wer_real"],
+                    "judge CER synth %": 100 * s["cer_synth"]})  # fmt: skip
+    row.update({"MCD-DTW dB": s["mcd_dtw_db"], "monotonic %": 100 * a["monotonic"],
+                "reach end %": 100 * a["reaches_end"], "focus": a["focus_rate"],
+                "hit step limit": a["hit_max_steps"],
+                f"RTF ({s['vocoder']}, {s['device']})": s["rtf"]})  # fmt: skip
+    return row
+
+
+def results_table(scores: list[dict]) -> str:
+    rows = [_row(s) for s in scores]
+    headers = list(dict.fromkeys(k for r in rows for k in r))
+    return markdown_table(headers, [[r.get(h, "") for h in headers] for r in rows], digits=2)
+
+
+def report(exps: list[str], out: str | None = None) -> str:
+    """One table of every scored decode (``*/score/score.json``) under the experiments."""
+    found = [read_json(p) for e in exps for p in sorted(Path(e).glob("*/score/" + SCORES))]
+    if not found:
+        raise UserError(
+            "none of these experiments has a scored decode; run `aics tts decode` and `aics tts score`"
+        )
+    table = results_table(found)
+    if out:
+        write_text(out, table)
+    return table
