@@ -276,3 +276,33 @@ def test_an_exported_voice_speaks_as_the_default(trained, tmp_path, aics, monkey
     assert "no Tacotron2 model" in aics.error("tts", "Hello.", "-o", tmp_path / "c.wav")
     assert ".safetensors" in aics.error("tts", "export", "--ckpt", trained / "ckpt" / "best.pt", "--out",
                                         tmp_path / "v.pt")  # fmt: skip
+
+
+def ddp_worker(rank, world, feats, exp, port, batch, steps=3):
+    import os
+
+    os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
+    torch.set_num_threads(1)
+    sets = [f"train.max_steps={steps}", f"train.batch_size={batch}", "train.plot_every=1000", "train.epochs=4"]
+    train(cfg(*sets), feats, exp)
+
+
+def test_two_gloo_ranks_train_one_model(feats, tmp_path, free_port):
+    """Two ranks with batch 2 take the batches of one process with batch 4 and end with one model (BatchNorm
+    normalises each rank's slice on its own, so the weights are close to, not equal to, the single run's)."""
+    import os
+
+    import torch.multiprocessing as mp
+
+    ddp_worker(0, 1, feats, tmp_path / "single", 0, 4)
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        os.environ.pop(key, None)
+    mp.spawn(ddp_worker, args=(2, feats, tmp_path / "ddp", free_port(), 2), nprocs=2, join=True)
+    a = load_checkpoint(tmp_path / "single" / "ckpt" / "last.pt")
+    b = load_checkpoint(tmp_path / "ddp" / "ckpt" / "last.pt")
+    assert a["step"] == b["step"] == 3 and len(b["rng"]) == 2
+    for k in a["model"]:
+        if a["model"][k].is_floating_point() and "running" not in k:
+            diff = (a["model"][k] - b["model"][k]).abs().max().item()
+            assert diff < 0.05, f"{k}: max diff {diff}"
