@@ -1,5 +1,6 @@
 """Runs every stage of recipes/tts_tacotron2/run.sh on a minute of synthetic speech (one flite voice) with the
-tiny model: corpus -> filelists -> mels -> train -> say the test sentences -> scores."""
+tiny models: corpus -> filelists -> mels -> train Tacotron2 and WaveGlow -> say the test sentences with
+Griffin-Lim and WaveGlow -> scores."""
 
 import json
 import os
@@ -21,12 +22,12 @@ def test_tts_tacotron2_recipe_all_stages(tmp_path):
     recipe = ROOT / "recipes/tts_tacotron2"
     cmd = ["bash", str(recipe / "run.sh"), "--overlay", str(recipe / "conf/tiny.yaml"), "--voice",
            "flite-slt", "--minutes", "1", "--max-words", "8", "--valid-frac", "0.1",
-           "--test-frac", "0.1"]  # fmt: skip
+           "--test-frac", "0.1", "--waveglow", "true", "--waveglow-conf",
+           str(recipe / "conf/waveglow_tiny.yaml")]  # fmt: skip
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    for stage in (0, 1, 2, 4, 5):
+    for stage in range(6):
         assert f"Stage {stage}:" in r.stderr
-    assert "Stage 3:" not in r.stderr  # WaveGlow is off by default
     data, exp = tmp_path / "data/tts", tmp_path / "exp/tts/tacotron2_tiny"
     prepared = data / "prepared_flite-slt_1min_seed0"
     for name in ("train", "valid", "test"):
@@ -39,9 +40,13 @@ def test_tts_tacotron2_recipe_all_stages(tmp_path):
     rows = [json.loads(line) for line in (exp / "log/metrics.jsonl").read_text().splitlines()]
     mel = [r["mel"] for r in rows if r["split"] == "train"]
     assert len(mel) >= 10 and sum(mel[-3:]) < 0.5 * sum(mel[:3]), mel  # the teacher-forced loss falls
-    decode = exp / "decode_test_griffinlim"
+    assert (tmp_path / "exp/tts/tacotron2_tiny_waveglow/ckpt/best.pt").is_file()
     n_test = len((prepared / "test_filelist.txt").read_text().splitlines())
-    assert len(list((decode / "wavs").glob("*.wav"))) == n_test
-    scores = json.loads((decode / "score/score.json").read_text())
-    assert scores["utterances"] == n_test and scores["wer_real"] < 0.2 and scores["mcd_dtw_db"] > 0
-    assert "judge WER synth %" in (exp / "RESULTS.md").read_text()
+    for vocoder in ("griffinlim", "waveglow"):
+        decode = exp / f"decode_test_{vocoder}"
+        assert len(list((decode / "wavs").glob("*.wav"))) == n_test
+        scores = json.loads((decode / "score/score.json").read_text())
+        assert scores["utterances"] == n_test and scores["wer_real"] < 0.2 and scores["mcd_dtw_db"] > 0
+        assert scores["vocoder"] == vocoder
+    table = (exp / "RESULTS.md").read_text()
+    assert "judge WER synth %" in table and "decode_test_waveglow" in table

@@ -47,6 +47,10 @@ def cli() -> None:
     aics tts prepare --src data/tts/corpus --out data/tts/prepared
     aics tts features --data data/tts/prepared --out data/tts/feats
     aics tts train --data data/tts/feats --exp exp/tts/t2 --conf recipes/tts_tacotron2/conf/cpu.yaml
+    aics tts train-waveglow --data data/tts/feats --exp exp/tts/wg --conf .../conf/waveglow_cpu.yaml
+    aics tts decode --tacotron2 exp/tts/t2/ckpt/best.pt --data data/tts/feats --out exp/tts/t2/decode_test
+    aics tts score --decode exp/tts/t2/decode_test
+    aics tts export --ckpt exp/tts/t2/ckpt/best.pt --out my_voice.safetensors
     """
 
 
@@ -341,7 +345,28 @@ def export(ckpt, out, scores, note) -> None:
     click.echo(f"wrote {w['path']}: {w['parameters']:,} parameters, {w['bytes'] / 1e6:.1f} MB")
 
 
+@cli.command("train-waveglow")
+@click.option("--data", required=True, type=click.Path(), help="Features directory (`aics tts features`).")
+@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
+@conf_option
+@set_option
+@device_option
+@overwrite_option
+def train_waveglow(data, exp, conf, overrides, device, overwrite) -> None:
+    """Train a WaveGlow vocoder on the features dir's wavs (resumes from EXP/ckpt/last.pt; torchrun too)."""
+    from aics.core.config import load_config
+    from aics.tasks.tts.data import check_features
+    from aics.tasks.tts.waveglow_train import WaveGlowTrainConfig
+
+    cfg = load_config(WaveGlowTrainConfig, conf, with_device(overrides, device))
+    check_features(data)
+    from aics.tasks.tts.waveglow_train import train as run
+
+    run(cfg, data, exp, overwrite=overwrite)
+
+
 cli.add_command(config_command("aics.tasks.tts.config:TtsConfig"))
+cli.add_command(config_command("aics.tasks.tts.waveglow_train:WaveGlowTrainConfig"), "waveglow-config")
 cli.add_command(
     report_command(
         "aics.tasks.tts.score:report", help="One table of every scored decode of the experiments (EXP...)."

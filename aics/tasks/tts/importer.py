@@ -10,8 +10,9 @@ Layouts read (all plain dicts of tensors, loaded with ``torch.load(weights_only=
 - a bare state_dict, and WaveGlow weights whose coupling nets use one stacked ``cond_layer``
   (NVIDIA/waveglow's newer code) instead of one ``cond_layers.i`` per layer: split into the per-layer form.
 
-aics's own files are read too: ``aics tts train`` checkpoints (``model`` and, under ``extra``, the
-``tacotron2`` config) and voices as ``.safetensors`` with the config as JSON in the file's metadata.
+aics's own files are read too: ``aics tts train`` and ``train-waveglow`` checkpoints (``model`` and,
+under ``extra``, the ``tacotron2`` or ``waveglow`` config), and voices as ``.safetensors`` with the config
+as JSON in the file's metadata.
 
 NVIDIA/waveglow's own release files pickle the whole Python model object (``{'model': <glow.WaveGlow>}``):
 they are refused, before anything in them runs, with a line saying how to get a dict file.
@@ -139,8 +140,10 @@ def _state_dict(obj: object, path: Path) -> tuple[dict, dict, str]:
         layout = obj.get("layout") or (
             "DeepLearningExamples" if "config" in obj else "NVIDIA/tacotron2 (no config)"
         )
-    elif obj.get("task") == "tts" and isinstance(obj.get("model"), dict):  # an `aics tts train` checkpoint
-        sd, config, layout = obj["model"], (obj.get("extra") or {}).get("tacotron2") or {}, "aics training"
+    elif obj.get("task") == "tts" and isinstance(obj.get("model"), dict):  # `aics tts train(-waveglow)`'s
+        extra = obj.get("extra") or {}
+        sd, layout = obj["model"], "aics training"
+        config = extra.get("tacotron2") or extra.get("waveglow") or {}
     elif obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         sd, config, layout = obj, {}, "bare state_dict"
     else:

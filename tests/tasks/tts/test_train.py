@@ -284,7 +284,12 @@ def ddp_worker(rank, world, feats, exp, port, batch, steps=3):
     os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})  # fmt: skip
     torch.set_num_threads(1)
-    sets = [f"train.max_steps={steps}", f"train.batch_size={batch}", "train.plot_every=1000", "train.epochs=4"]
+    sets = [
+        f"train.max_steps={steps}",
+        f"train.batch_size={batch}",
+        "train.plot_every=1000",
+        "train.epochs=4",
+    ]
     train(cfg(*sets), feats, exp)
 
 
