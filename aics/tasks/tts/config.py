@@ -84,12 +84,12 @@ class TrainConfig(RunOptions):
     )
     guided_attention: float = option(
         1.0,
-        help="weight of the guided attention loss (Tachibana et al. 2018): attention far from the diagonal "
-        "is penalised, so alignment appears in hundreds instead of thousands of steps on small data "
+        help="weight of the guided attention loss (Tachibana et al. 2018; its expectation per decoder step): "
+        "attention far from the diagonal is penalised, so that alignment forms quickly on small data "
         "(0: off, as NVIDIA)",
         min=0.0,
     )
-    guided_sigma: float = option(0.2, help="width g of the guided attention's allowed band", min=0.01)
+    guided_sigma: float = option(0.4, help="width g of the guided attention's allowed band", min=0.01)
     guided_until: int = option(
         0, help="stop the guided attention loss after this many steps (0: keep it throughout)", min=0
     )

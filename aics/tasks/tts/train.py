@@ -53,14 +53,19 @@ SAFE_ON_RESUME = ("train.plot_every",)
 def guided_attention_loss(
     alignments: torch.Tensor, text_lengths: torch.Tensor, step_lengths: torch.Tensor, sigma: float
 ) -> torch.Tensor:
-    """Tachibana et al. (2018): mean of a_{s,n} * (1 - exp(-(n/N - s/S)^2 / (2 sigma^2))) over each item's
-    real decoder steps s < S and text positions n < N. alignments (B, S_max, N_max)."""
+    """Tachibana et al. (2018)'s penalty W_{s,n} = 1 - exp(-(n/N - s/S)^2 / (2 sigma^2)) on attention far from
+    the diagonal, as its expectation under each step's attention, sum_n a_{s,n} W_{s,n}, averaged over every
+    item's real decoder steps s < S (text positions n < N). The paper (and ESPnet) average a_{s,n} W_{s,n}
+    over all (s, n) pairs instead: N times smaller, so its weight would have to grow with the text length.
+    alignments (B, S_max, N_max) -> a scalar in [0, 1)."""
     b, s_max, n_max = alignments.shape
     s = torch.arange(s_max, device=alignments.device)[None, :, None] / step_lengths[:, None, None]
     n = torch.arange(n_max, device=alignments.device)[None, None, :] / text_lengths[:, None, None]
     weight = 1 - torch.exp(-((n - s) ** 2) / (2 * sigma**2))
-    mask = lengths_mask(step_lengths, s_max)[:, :, None] & lengths_mask(text_lengths, n_max)[:, None, :]
-    return (alignments.float() * weight * mask).sum() / mask.sum()
+    text_mask = lengths_mask(text_lengths, n_max)[:, None, :]
+    per_step = (alignments.float() * weight * text_mask).sum(-1)  # (B, S_max)
+    step_mask = lengths_mask(step_lengths, s_max)
+    return (per_step * step_mask).sum() / step_mask.sum()
 
 
 def tacotron2_loss(outputs, batch: dict, r: int, gate_pos_weight: float, guided_weight: float, sigma: float):

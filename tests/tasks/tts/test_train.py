@@ -145,13 +145,15 @@ def test_guided_attention_loss_equals_a_hand_computation():
     text_lengths, steps = torch.tensor([5, 3]), torch.tensor([4, 2])
     total, count = 0.0, 0
     for b in range(2):
-        for s in range(int(steps[b])):
+        for s in range(int(steps[b])):  # per real step: the penalty's expectation under its attention
             for n in range(int(text_lengths[b])):
                 w = 1 - np.exp(-((n / int(text_lengths[b]) - s / int(steps[b])) ** 2) / (2 * 0.3**2))
                 total += float(align[b, s, n]) * w
-                count += 1
+            count += 1
     got = guided_attention_loss(align, text_lengths, steps, 0.3)
     assert abs(got.item() - total / count) < 1e-6
+    diagonal = torch.eye(4)[None]  # on the diagonal: no penalty
+    assert guided_attention_loss(diagonal, torch.tensor([4]), torch.tensor([4]), 0.3).item() == 0
 
 
 def test_tacotron2_loss_ignores_padding_and_weights_the_stop_class():
