@@ -86,6 +86,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+def save_npy(path: str | os.PathLike, array) -> None:
+    """A numpy array as ``.npy`` (no pickles), written atomically."""
+    import numpy as np
+
+    with atomic_write(path, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=False)

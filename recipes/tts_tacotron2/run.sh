@@ -107,5 +107,5 @@ if run_stage 5; then
     aics tts score --decode "$exp/$tag/decode_test_$v" "${j[@]}" "${ow[@]}" >/dev/null
   done
   aics tts report "$exp/$tag" -o "$exp/$tag/RESULTS.md"
-  log "Scores: $exp/$tag/RESULTS.md, $exp/$tag/decode_test_*/score/score.json; curves: tensorboard --logdir $exp"
+  log "Scores: $exp/$tag/RESULTS.md, $exp/$tag/decode_test_*/score/scores.json; curves: tensorboard --logdir $exp"
 fi

@@ -45,7 +45,7 @@ def test_tts_tacotron2_recipe_all_stages(tmp_path):
     for vocoder in ("griffinlim", "waveglow"):
         decode = exp / f"decode_test_{vocoder}"
         assert len(list((decode / "wavs").glob("*.wav"))) == n_test
-        scores = json.loads((decode / "score/score.json").read_text())
+        scores = json.loads((decode / "score/scores.json").read_text())
         assert scores["utterances"] == n_test and scores["wer_real"] < 0.2 and scores["mcd_dtw_db"] > 0
         assert scores["vocoder"] == vocoder
     table = (exp / "RESULTS.md").read_text()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from aics.core.errors import UserError
-from aics.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from aics.core.io import read_json, read_jsonl, save_npy, write_json, write_jsonl, write_text
 from aics.core.stage import begin_stage, done_info, is_done, mark_done, require_done
 
 BLANK_UNIT = "<blank>"
@@ -307,8 +307,8 @@ def compute_features(
             lengths = np.array([len(a) for a in arrays], dtype=np.int64)
             offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             feats = np.concatenate(arrays) if arrays else np.zeros((0, dim), np.float16)
-            _save_npy(out / f"{s}.npy", feats)
-            _save_npy(out / f"{s}.offsets.npy", offsets)
+            save_npy(out / f"{s}.npy", feats)
+            save_npy(out / f"{s}.offsets.npy", offsets)
             write_jsonl(
                 out / f"{s}.jsonl", [{**r, "frames": int(n)} for r, n in zip(rows, lengths, strict=True)]
             )
@@ -320,13 +320,6 @@ def compute_features(
     write_json(out / FEATURES_FILE, info)
     mark_done(out, {"dim": dim}, params=params)
     return info
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    from aics.core.io import atomic_write
-
-    with atomic_write(path, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
 
 
 # ------------------------------------------------------------------------------------------ batches

@@ -132,7 +132,8 @@ def _check_output(out: Path, single: bool) -> None:
 @click.option(
     "--max-decoder-steps",
     type=click.IntRange(min=1),
-    help="Stop a text after this many frames (default: the checkpoint's: 1000, 11.6 s).",
+    help="Stop a text after this many decoder steps of r frames each (default: the checkpoint's; NVIDIA's: "
+    "1000 steps of one frame, 11.6 s).",
 )
 @click.option("--cmudict", is_flag=True, help="Say the words of the CMU dictionary by their ARPAbet phones.")
 @click.option("--plot", is_flag=True, help="Also write a PNG of each mel spectrogram and alignment.")
@@ -316,13 +317,15 @@ def decode(tacotron2, data, subset, out, waveglow, vocoder, batch_size, seed, gl
               help="Decode directory (`aics tts decode`).")  # fmt: skip
 @click.option("--judge/--no-judge", default=True, show_default=True,
               help="Run the pocketsphinx judge on the synthesised and the real speech.")  # fmt: skip
+@click.option("--speed-utts", default=5, show_default=True, type=click.IntRange(min=0),
+              help="Test sentences said one by one on the CPU for the RTF (0: skip).")  # fmt: skip
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes.")
 @overwrite_option
-def score(decode_dir, judge, workers, overwrite) -> None:
+def score(decode_dir, judge, speed_utts, workers, overwrite) -> None:
     """Score a decode (stage 5): judge WER/CER against the recordings', MCD-DTW, attention health, RTF."""
     from aics.tasks.tts.score import results_table, score_decode
 
-    s = score_decode(decode_dir, judge=judge, workers=workers, overwrite=overwrite)
+    s = score_decode(decode_dir, judge=judge, workers=workers, speed_utts=speed_utts, overwrite=overwrite)
     click.echo(results_table([s]), nl=False)
 
 
@@ -331,7 +334,7 @@ def score(decode_dir, judge, workers, overwrite) -> None:
               help="Tacotron2 checkpoint (`aics tts train`'s best.pt, or NVIDIA's).")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Voice file (.safetensors).")
 @click.option("--scores", type=click.Path(exists=True, dir_okay=False),
-              help="A score.json (`aics tts score`) to record in the file's metadata.")  # fmt: skip
+              help="A scores.json (`aics tts score`) to record in the file's metadata.")  # fmt: skip
 @click.option(
     "--note", default="", help="Free text for the metadata: the command, data and seed that made it."
 )

@@ -17,6 +17,7 @@ read memory-mapped), ``<subset>.offsets.npy`` and ``<subset>.jsonl`` (id, wav, t
 
 from __future__ import annotations
 
+import math
 import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -73,7 +74,8 @@ def filelist_path(data_dir: str | Path, subset: str) -> Path:
     return Path(data_dir) / f"{subset}_filelist.txt"
 
 
-def _raise_problems(problems: list[str], advice: str) -> None:
+def raise_problems(problems: list[str], advice: str) -> None:
+    """All problems found (``file:line: what``) as one line: the first few, how many more, what to do."""
     if problems:
         shown = "; ".join(problems[:MAX_SHOWN])
         more = f" (and {len(problems) - MAX_SHOWN} more)" if len(problems) > MAX_SHOWN else ""
@@ -82,8 +84,9 @@ def _raise_problems(problems: list[str], advice: str) -> None:
 
 def read_filelist(path: str | Path) -> list[dict]:
     """NVIDIA's ``wav path|text`` rows (a relative path is taken from the filelist's folder). Every row is
-    checked: two fields, a text with at least one symbol, an existing wav; all problems are raised as one line
-    naming ``file:line``."""
+    checked: two fields, a text with at least one symbol, a readable wav (its header: the row records its
+    sample rate); all problems are raised as one line naming ``file:line``."""
+    from aics.core.audio import audio_info
     from aics.tasks.tts.text import clean_text
 
     path = Path(path)
@@ -104,11 +107,18 @@ def read_filelist(path: str | Path) -> list[dict]:
             wav_path = path.parent / wav_path
         if not clean_text(text).strip():
             problems.append(f"{where}: empty transcript")
-        elif not wav_path.is_file():
+            continue
+        if not wav_path.is_file():
             problems.append(f"{where}: no wav {wav_path}")
-        else:
-            rows.append({"id": wav_path.stem, "wav": str(wav_path.resolve()), "text": text, "source": where})
-    _raise_problems(problems, "fix or remove those rows")
+            continue
+        try:
+            _, sr, _ = audio_info(wav_path)
+        except UserError as e:
+            problems.append(f"{where}: {e}")
+            continue
+        rows.append({"id": wav_path.stem, "wav": str(wav_path.resolve()), "text": text, "source": where,
+                     "sample_rate": sr})  # fmt: skip
+    raise_problems(problems, "fix or remove those rows")
     if not rows:
         raise UserError(f"{path}: has no rows; it needs `wav path|text` lines")
     return rows
@@ -139,7 +149,7 @@ def prepare(
     utts = corpora.read_corpus(src, "ljspeech")
     durations = corpora.check_audio(utts, workers=workers)
     problems = [f"{u.source}: empty transcript" for u in utts if not clean_text(u.text).strip()]
-    _raise_problems(problems, "fix or remove those rows of metadata.csv")
+    raise_problems(problems, "fix or remove those rows of metadata.csv")
     order = list(range(len(utts)))
     random.Random(seed).shuffle(order)
     n_valid = max(1, round(len(utts) * valid_frac)) if valid_frac > 0 else 0
@@ -154,6 +164,8 @@ def prepare(
         return read_json(out / "stats.json")
     stats: dict = {**params, "subsets": {}}
     for name, idx in parts.items():
+        if not idx:  # --valid-frac / --test-frac 0: no such filelist
+            continue
         idx = sorted(idx, key=lambda i: utts[i].id)
         rows = [f"{Path(utts[i].wav).resolve()}|{utts[i].text}" for i in idx]
         write_text(filelist_path(out, name), "".join(r + "\n" for r in rows))
@@ -172,9 +184,19 @@ def mel_config(fc) -> MelConfig:
     )
 
 
-def _mel_chunk(args) -> list[tuple[np.ndarray, int]]:
-    import soundfile
+def check_nvidia_features(f: dict, where: str) -> None:
+    """Tacotron2's vocoders, synthesis and scores assume NVIDIA's rate, STFT and mel range: refuse others in
+    one line (the number of mel bands is free for training; synthesis needs 80)."""
+    other = {k: v for k, v in f.items() if k != "n_mels" and getattr(NVIDIA_MEL, k) != v}
+    if other:
+        shown = ", ".join(f"features.{k}={v}" for k, v in other.items())
+        raise UserError(
+            f"{where}: {shown}: the TTS lab uses NVIDIA's features only (22050 Hz, n_fft and window 1024, "
+            "hop 256, mels over 0-8000 Hz), which its vocoders and scores assume; drop those settings"
+        )
 
+
+def _mel_chunk(args) -> list[np.ndarray]:
     from aics.core.audio import read_wav
 
     torch.set_num_threads(1)
@@ -182,10 +204,9 @@ def _mel_chunk(args) -> list[tuple[np.ndarray, int]]:
     mc = mel_config(f)
     out = []
     for w in wavs:
-        native = soundfile.info(w).samplerate
         wav, _ = read_wav(w, sr=mc.sample_rate)
         with torch.no_grad():
-            out.append((mel_spectrogram(wav, mc).T.contiguous().numpy(), int(native)))
+            out.append(mel_spectrogram(wav, mc).T.contiguous().numpy())
     return out
 
 
@@ -193,13 +214,12 @@ def compute_features(
     data_dir: str | Path, out: str | Path, fc, workers: int = 2, overwrite: bool = False, show_progress=True
 ) -> dict:
     """Stage 1: the mels of every filelist in ``data_dir``, memory-mappable, with their settings."""
+    from aics.core.io import save_npy
     from aics.core.log import get_logger, progress
-    from aics.tasks.asr.data import _save_npy
 
     data_dir, out = Path(data_dir), Path(out)
     f = fc if isinstance(fc, dict) else asdict(fc)
-    if f["win_length"] > f["n_fft"]:
-        raise UserError(f"features.win_length={f['win_length']} is above features.n_fft={f['n_fft']}")
+    check_nvidia_features(f, "aics tts features")
     if not data_dir.is_dir():
         raise UserError(
             f"{data_dir}: no such directory; run `aics tts prepare` first or pass your filelists' folder"
@@ -221,13 +241,13 @@ def compute_features(
             chunks = [[r["wav"] for r in rows[i : i + 16]] for i in range(0, len(rows), 16)]
             arrays: list[np.ndarray] = []
             for part in (pool.map if pool else map)(_mel_chunk, [(c, f) for c in chunks]):
-                arrays += [a for a, _ in part]
-                info["resampled"] += sum(sr != f["sample_rate"] for _, sr in part)
+                arrays += part
                 bar.update(len(part))
+            info["resampled"] += sum(r["sample_rate"] != f["sample_rate"] for r in rows)
             lengths = np.array([len(a) for a in arrays], dtype=np.int64)
             offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            _save_npy(out / f"{s}.npy", np.concatenate(arrays).astype(np.float32))
-            _save_npy(out / f"{s}.offsets.npy", offsets)
+            save_npy(out / f"{s}.npy", np.concatenate(arrays).astype(np.float32))
+            save_npy(out / f"{s}.offsets.npy", offsets)
             write_jsonl(
                 out / f"{s}.jsonl", [{**r, "frames": int(n)} for r, n in zip(rows, lengths, strict=True)]
             )
@@ -252,6 +272,15 @@ def check_features(feats_dir: str | Path) -> Path:
     return require_done(feats_dir, "features", "run `aics tts features --data PREPARED --out DIR` first")
 
 
+def subset_rows(feats_dir: str | Path, subset: str) -> Path:
+    """``<subset>.jsonl`` of a features dir, or one line naming the subsets there."""
+    path = Path(feats_dir) / f"{subset}.jsonl"
+    if not path.is_file():
+        found = ", ".join(sorted(p.stem for p in Path(feats_dir).glob("*.jsonl"))) or "none"
+        raise UserError(f"{feats_dir}: has no subset {subset!r} (found: {found}); check the subset name")
+    return path
+
+
 class _SometimesPhones:
     """A lexicon that gives a word's phones with probability ``p`` (seeded), else None (letters)."""
 
@@ -270,11 +299,8 @@ class MelSet:
         from aics.tasks.tts.text import text_to_ids
 
         feats_dir = Path(feats_dir)
-        path = feats_dir / f"{subset}.npy"
-        if not path.is_file():
-            found = ", ".join(sorted(p.stem for p in feats_dir.glob("*.jsonl"))) or "none"
-            raise UserError(f"{feats_dir}: has no subset {subset!r} (found: {found}); check the subset name")
-        self.mels = np.load(path, mmap_mode="r", allow_pickle=False)
+        subset_rows(feats_dir, subset)
+        self.mels = np.load(feats_dir / f"{subset}.npy", mmap_mode="r", allow_pickle=False)
         self.offsets = np.load(feats_dir / f"{subset}.offsets.npy", allow_pickle=False)
         self.rows = read_jsonl(feats_dir / f"{subset}.jsonl")
         self.lengths = np.diff(self.offsets)
@@ -314,16 +340,17 @@ class MelSet:
         return j, torch.tensor(self.text_ids(j), dtype=torch.long), mel.T
 
 
-def collate(items: list, r: int = 1) -> dict:
-    """Pad a batch: text (B, N), text_lengths (B,), mels (B, n_mels, T) with T a multiple of ``r`` (padding
-    is zero; the loss masks it), mel_lengths (B,), gate targets (B, S) per decoder step: 1 from the step
-    that holds an utterance's last frame on, and index (B,)."""
+def collate(items: list, r: int = 1, pad_value: float = math.log(NVIDIA_MEL.floor)) -> dict:
+    """Pad a batch: text (B, N), text_lengths (B,), mels (B, n_mels, T) with T a multiple of ``r``, padded
+    with the log mel of silence, mel_lengths (B,), target_lengths (B,): each rounded up to whole decoder steps
+    (the last step's frames after the end are trained to be silence, so none is left unconstrained), gate
+    targets (B, S) per decoder step: 1 from the step that holds an utterance's last frame on, and index."""
     b = len(items)
     text_lengths = torch.tensor([len(t) for _, t, _ in items])
     mel_lengths = torch.tensor([m.shape[1] for _, _, m in items])
     steps = -(-int(mel_lengths.max()) // r)
     text = torch.zeros(b, int(text_lengths.max()), dtype=torch.long)
-    mels = torch.zeros(b, items[0][2].shape[0], steps * r)
+    mels = torch.full((b, items[0][2].shape[0], steps * r), pad_value)
     gate = torch.zeros(b, steps)
     for k, (_, t, m) in enumerate(items):
         text[k, : len(t)] = t
@@ -331,4 +358,4 @@ def collate(items: list, r: int = 1) -> dict:
         gate[k, -(-m.shape[1] // r) - 1 :] = 1.0
     index = torch.tensor([j for j, _, _ in items])
     return {"text": text, "text_lengths": text_lengths, "mels": mels, "mel_lengths": mel_lengths,
-            "gate": gate, "index": index}  # fmt: skip
+            "target_lengths": -(-mel_lengths // r) * r, "gate": gate, "index": index}  # fmt: skip

@@ -1,5 +1,7 @@
 """Text -> speech: Tacotron2 mel spectrograms, then a vocoder (WaveGlow with its denoiser, or Griffin-Lim).
 
+Usage: aics tts decode --tacotron2 exp/tts/t2/ckpt/best.pt --data data/tts/feats --out exp/tts/t2/decode_test
+
 ``Synthesizer(tacotron2=PATH, waveglow=PATH)`` loads NVIDIA-format files once; ``synthesize(texts)`` batches
 the texts (longest first, so a batch wastes few steps) and returns one ``Utterance`` per text, in order, with
 the waveform, the mel spectrogram, the alignment and the time each part took.
@@ -21,7 +23,8 @@ from aics.tasks.tts.text import Lexicon, text_to_ids
 
 VOCODERS = ("waveglow", "griffinlim")
 NO_MODEL = (
-    "no Tacotron2 model: pass --tacotron2 PATH, e.g. NVIDIA's nvidia_tacotron2pyt_fp32_20190427 (NGC: "
+    "no Tacotron2 model (no default voice came with this copy of aics): pass --tacotron2 PATH, a checkpoint "
+    "of `aics tts train`, or NVIDIA's nvidia_tacotron2pyt_fp32_20190427 (NGC: "
     "catalog.ngc.nvidia.com, 'Tacotron2 PyTorch checkpoint'; scripts/download_nvidia_tts.sh fetches it)"
 )
 
@@ -249,7 +252,8 @@ def decode_subset(
         found = ", ".join(sorted(p.stem for p in feats_dir.glob("*.jsonl"))) or "none"
         raise UserError(f"{feats_dir}: has no subset {subset!r} (found: {found}); pick --subset")
     rows = read_jsonl(rows_path)
-    params = {"tacotron2": str(Path(tacotron2).resolve()), "waveglow": str(waveglow) if waveglow else None,
+    params = {"tacotron2": str(Path(tacotron2).resolve()),
+              "waveglow": str(Path(waveglow).resolve()) if waveglow else None,
               "vocoder": vocoder, "data": str(feats_dir.resolve()), "subset": subset,
               "batch_size": batch_size, "seed": seed, "sigma": sigma, "denoise": denoise,
               "gl_iters": gl_iters, "max_decoder_steps": max_decoder_steps}  # fmt: skip

@@ -9,8 +9,9 @@ Reads a decode dir (``aics tts decode``: wavs, per_utt.jsonl, decode.json) and w
   to;
 - ``mcd.jsonl``: each utterance's MCD-DTW (dB) against its recording (``metrics.mcd_dtw``);
 - ``scores.json``: judge WER / CER on both, their ratio, mean MCD-DTW, attention health (share monotonic,
-  share reaching the end of the text, mean focus rate, utterances that hit the decoder step limit) and the
-  real-time factor of the decode;
+  share reaching the end of the text, mean focus rate, utterances that hit the decoder step limit), the
+  real-time factor of the decode (its device and batch) and of saying a few test sentences one at a time on
+  the CPU;
 - ``RESULTS.md``: the same as a table; and ``.done``.
 """
 
@@ -23,7 +24,7 @@ from aics.core.io import read_json, read_jsonl, write_json, write_jsonl, write_t
 from aics.core.report import markdown_table
 from aics.core.stage import begin_stage, mark_done, require_done
 
-SCORES = "score.json"
+SCORES = "scores.json"
 
 
 def _mcd_one(args) -> float:
@@ -36,10 +37,30 @@ def _mcd_one(args) -> float:
     return mcd_dtw(synth.numpy(), real.numpy(), sr)
 
 
+def cpu_speed(info: dict, texts: list[str]) -> dict:
+    """Real-time factor of saying ``texts`` one at a time on the CPU with the decode's models and vocoder
+    (what a user waits for one sentence), after one warm-up sentence."""
+    import torch
+
+    from aics.tasks.tts.infer import Synthesizer
+
+    synth = Synthesizer(info["tacotron2"], info.get("waveglow"), info["vocoder"], "cpu")
+    kw = {k: info[k] for k in ("seed", "sigma", "denoise", "gl_iters")}
+    synth.synthesize(texts[:1], batch_size=1, **kw)
+    seconds = audio = 0.0
+    for text in texts:
+        _, timing = synth.synthesize([text], batch_size=1, **kw)
+        seconds += timing.seconds
+        audio += timing.samples / synth.sample_rate
+    return {"rtf_cpu": round(seconds / audio, 4), "rtf_cpu_utterances": len(texts),
+            "rtf_cpu_threads": torch.get_num_threads()}  # fmt: skip
+
+
 def score_decode(
-    decode_dir: str | Path, judge: bool = True, workers: int = 2, overwrite: bool = False
+    decode_dir: str | Path, judge: bool = True, workers: int = 2, speed_utts: int = 5, overwrite: bool = False
 ) -> dict:
-    """Score one decode dir; returns the scores (also in ``scores.json``)."""
+    """Score one decode dir; returns the scores (also in ``scores.json``). ``speed_utts``: sentences said one
+    at a time on the CPU for the real-time factor (0: none)."""
     from aics.tasks.tts.metrics import attention_summary
 
     decode_dir = require_done(decode_dir, "decode", "run `aics tts decode` first")
@@ -59,7 +80,7 @@ def score_decode(
     real_wavs = {u["id"]: Path(real[u["id"]]["wav"]) for u in per_utt}
     texts = {u["id"]: u["text"] for u in per_utt}
     out = decode_dir / "score"
-    params = {"judge": judge}
+    params = {"judge": judge, "speed_utts": speed_utts}
     if not begin_stage(out, overwrite, what="score", params=params):
         return read_json(out / SCORES)
 
@@ -72,8 +93,11 @@ def score_decode(
     scores: dict = {
         "decode": str(decode_dir), "subset": info["subset"], "vocoder": info["vocoder"],
         "utterances": len(per_utt), "mcd_dtw_db": round(sum(mcds) / len(mcds), 4),
-        "attention": health, "rtf": info["rtf"], "device": info["device"],
+        "attention": health, "rtf_decode": info["rtf"], "decode_device": info["device"],
+        "decode_batch_size": info["batch_size"],
     }  # fmt: skip
+    if speed_utts:
+        scores.update(cpu_speed(info, list(texts.values())[:speed_utts]))
     if judge:
         from aics.tasks.asr.judge import judge_inputs, run_judge
 
@@ -92,12 +116,15 @@ def _row(s: dict) -> dict:
     a = s["attention"]
     row = {"decode": Path(s["decode"]).name, "utts": s["utterances"]}
     if "wer_synth" in s:
+        ratio = s["wer_ratio"]
         row.update({"judge WER synth %": 100 * s["wer_synth"], "judge WER real %": 100 * s["wer_real"],
-                    "judge CER synth %": 100 * s["cer_synth"]})  # fmt: skip
+                    "WER ratio": "" if ratio is None else ratio, "judge CER synth %": 100 * s["cer_synth"],
+                    "judge CER real %": 100 * s["cer_real"]})  # fmt: skip
     row.update({"MCD-DTW dB": s["mcd_dtw_db"], "monotonic %": 100 * a["monotonic"],
                 "reach end %": 100 * a["reaches_end"], "focus": a["focus_rate"],
-                "hit step limit": a["hit_max_steps"],
-                f"RTF ({s['vocoder']}, {s['device']})": s["rtf"]})  # fmt: skip
+                "hit step limit": a["hit_max_steps"]})  # fmt: skip
+    if "rtf_cpu" in s:
+        row[f"RTF {s['vocoder']} (CPU, 1 sentence)"] = s["rtf_cpu"]
     return row
 
 
@@ -108,7 +135,7 @@ def results_table(scores: list[dict]) -> str:
 
 
 def report(exps: list[str], out: str | None = None) -> str:
-    """One table of every scored decode (``*/score/score.json``) under the experiments."""
+    """One table of every scored decode (``*/score/scores.json``) under the experiments."""
     found = [read_json(p) for e in exps for p in sorted(Path(e).glob("*/score/" + SCORES))]
     if not found:
         raise UserError(

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Subset
 
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import from_dict, save_config, to_dict
@@ -43,7 +42,7 @@ from aics.core.trainloop import (
     session,
 )
 from aics.tasks.tts.config import FeatureConfig, TtsConfig, tacotron2_config
-from aics.tasks.tts.data import FEATURES_FILE, MelSet, check_features, collate
+from aics.tasks.tts.data import FEATURES_FILE, MelSet, check_features, check_nvidia_features, collate
 from aics.tasks.tts.model import Tacotron2, lengths_mask, parameter_count
 
 TASK = "tts"
@@ -69,9 +68,10 @@ def guided_attention_loss(
 
 
 def tacotron2_loss(outputs, batch: dict, r: int, gate_pos_weight: float, guided_weight: float, sigma: float):
-    """-> total loss and its parts (floats): mel (before + after postnet), gate, guided attention."""
+    """-> total loss and its parts (floats): mel (before + after postnet) over each item's frames up to
+    whole decoder steps (``target_lengths``), gate, guided attention."""
     mel, post, gate, alignments = (o.float() for o in outputs)
-    target, lengths = batch["mels"], batch["mel_lengths"]
+    target, lengths = batch["mels"], batch["target_lengths"]
     mask = lengths_mask(lengths, target.shape[2])[:, None, :].to(target.dtype)  # (B, 1, T)
     count = mask.sum() * target.shape[1]
     mel_loss = (((mel - target) ** 2 + (post - target) ** 2) * mask).sum() / count
@@ -126,6 +126,7 @@ def train(cfg: TtsConfig, feats_dir: str | Path, exp_dir: str | Path, overwrite:
                 f"to one of {', '.join(recorded['subsets'])}"
             )
     cfg.features = from_dict(FeatureConfig, recorded["features"], str(feats_dir / FEATURES_FILE))
+    check_nvidia_features(recorded["features"], str(feats_dir / FEATURES_FILE))
     data = data_fingerprint(feats_dir, (FEATURES_FILE, ".done"))
     spec = RunSpec(TASK, to_dict(cfg), data=data, safe=SAFE_ON_RESUME)
     with session(exp, overwrite, cfg.train, spec) as ctx:
@@ -134,14 +135,22 @@ def train(cfg: TtsConfig, feats_dir: str | Path, exp_dir: str | Path, overwrite:
 
 @torch.no_grad()
 def evaluate(model: Tacotron2, ds: MelSet, device, tc, batch_size: int = 16) -> dict:
-    """Teacher-forced valid loss (mel + gate, and the guided attention term on its own)."""
+    """Teacher-forced valid loss (mel + gate, and the guided attention term on its own). The prenet dropout
+    (on in eval mode too) draws from a fixed seed, so epochs are compared on the same masks and training's
+    random stream is left as it was."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        return _evaluate(model, ds, device, tc, batch_size)
+
+
+def _evaluate(model: Tacotron2, ds: MelSet, device, tc, batch_size: int) -> dict:
     model.eval()
     sums: dict[str, float] = {}
     n = 0
     for lo in range(0, len(ds), batch_size):
         batch = to_device(collate([ds[i] for i in range(lo, min(len(ds), lo + batch_size))], model.decoder.r),
                           device)  # fmt: skip
-        out = model(batch["text"], batch["text_lengths"], batch["mels"], batch["mel_lengths"])
+        out = model(batch["text"], batch["text_lengths"], batch["mels"], batch["target_lengths"])
         _, parts = tacotron2_loss(out, batch, model.decoder.r, tc.gate_pos_weight, 1.0, tc.guided_sigma)
         k = len(batch["index"])
         for key, v in parts.items():
@@ -200,12 +209,16 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
     seed_ranks(tc.seed, ctx)
     model = Tacotron2(tacotron2_config(cfg.model, cfg.features.n_mels)).to(device)
     r = model.decoder.r
-    positions = list(range(len(train_ds)))
     lengths = train_ds.lengths[train_ds.keep]
     sampler = LengthGroupedSampler(
         lengths, tc.batch_size, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
     )
     steps_per_epoch = sampler.batches_per_epoch()
+    if steps_per_epoch == 0:
+        raise UserError(
+            f"{feats_dir}: {len(train_ds)} training utterances make no batch of {tc.batch_size} on each of "
+            f"{ctx.world_size} processes; lower train.batch_size"
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scaler = grad_scaler(device, tc.amp)
     ckpts = CheckpointDir(exp, keep_epochs=tc.keep_epochs)
@@ -254,9 +267,8 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
             sampler.set_epoch(epoch, batch_in_epoch)
             train_ds.epoch = epoch
             source = build_loader(
-                Subset(train_ds, positions), sampler, num_workers=tc.num_workers,
-                collate_fn=lambda items: collate(items, r),
-            )  # fmt: skip
+                train_ds, sampler, num_workers=tc.num_workers, collate_fn=lambda items: collate(items, r)
+            )
             bar = progress(
                 source, total=len(sampler), desc=f"epoch {epoch + 1}/{tc.epochs}", enabled=ctx.is_main
             )
@@ -266,8 +278,13 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
                 set_lr()
                 guided = tc.guided_attention if not tc.guided_until or step < tc.guided_until else 0.0
                 with autocast(device, tc.amp):
-                    out = net(batch["text"], batch["text_lengths"], batch["mels"], batch["mel_lengths"])
+                    out = net(batch["text"], batch["text_lengths"], batch["mels"], batch["target_lengths"])
                 loss, parts = tacotron2_loss(out, batch, r, tc.gate_pos_weight, guided, tc.guided_sigma)
+                if not torch.isfinite(loss):
+                    raise UserError(
+                        f"{exp}: the loss is {loss.item()} at step {step + 1}; lower train.lr or set "
+                        "train.clip, then rerun to resume from the last checkpoint"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 grad_norm = clipped_step(optimizer, scaler, model.parameters(), tc.clip)

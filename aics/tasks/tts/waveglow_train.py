@@ -44,7 +44,15 @@ from aics.core.trainloop import (
     session,
 )
 from aics.tasks.tts.config import FeatureConfig
-from aics.tasks.tts.data import FEATURES_FILE, check_features, mel_config
+from aics.tasks.tts.data import (
+    FEATURES_FILE,
+    check_features,
+    check_nvidia_features,
+    mel_config,
+    raise_problems,
+    subset_rows,
+)
+from aics.tasks.tts.model import parameter_count
 from aics.tasks.tts.waveglow import WaveGlow, WaveGlowConfig, WNConfig
 
 TASK = "tts"
@@ -193,9 +201,7 @@ class SegmentSet:
                  seed: int = 0):  # fmt: skip
         feats_dir = Path(feats_dir)
         path = feats_dir / f"{subset}.npy"
-        if not path.is_file():
-            found = ", ".join(sorted(p.stem for p in feats_dir.glob("*.jsonl"))) or "none"
-            raise UserError(f"{feats_dir}: has no subset {subset!r} (found: {found}); check the subset name")
+        subset_rows(feats_dir, subset)
         mc = mel_config(read_json(feats_dir / FEATURES_FILE)["features"])
         self.sample_rate, self.hop, self.pad_value = mc.sample_rate, mc.hop, math.log(mc.floor)
         self.mels = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -218,12 +224,9 @@ class SegmentSet:
                         f"{row['source']}: {row['wav']} now gives {got} frames, the features have {frames}"
                     )
             self.native_sr.append(sr)
-        if problems:
-            more = f" (and {len(problems) - MAX_SHOWN} more)" if len(problems) > MAX_SHOWN else ""
-            raise UserError(
-                f"{'; '.join(problems[:MAX_SHOWN])}{more}; the wavs changed since `aics tts features`: "
-                "compute the features again (--overwrite)"
-            )
+        raise_problems(
+            problems, "the wavs changed since `aics tts features`: compute the features again (--overwrite)"
+        )
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -266,11 +269,7 @@ def train(
                 f"to one of {', '.join(recorded['subsets'])}"
             )
     cfg.features = from_dict(FeatureConfig, recorded["features"], str(feats_dir / FEATURES_FILE))
-    if cfg.features.hop != HOP:
-        raise UserError(
-            f"{feats_dir}: its mels have hop {cfg.features.hop}; WaveGlow upsamples each frame to {HOP} "
-            f"samples: compute features with features.hop={HOP}"
-        )
+    check_nvidia_features(recorded["features"], str(feats_dir / FEATURES_FILE))
     check_config(cfg)
     _refuse_other_model(exp, overwrite)
     tc = cfg.train
@@ -309,10 +308,6 @@ def evaluate(model: WaveGlow, ds: SegmentSet, device, sigma: float, batch_size: 
         n += z.numel()
     model.train()
     return {"loss": total / n}
-
-
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _fit(cfg: WaveGlowTrainConfig, spec: RunSpec, sets: tuple, exp: Path, ctx: DistContext) -> dict:

@@ -183,9 +183,13 @@ class Payload:
         return (touch, (str(self.path),))
 
 
-def test_bad_input_gets_one_line(files, tmp_path, aics):
+def test_bad_input_gets_one_line(files, tmp_path, aics, monkeypatch):
+    from aics.tasks.tts import voice
+
     t2 = ["--tacotron2", files["t2"]]
-    assert "no Tacotron2 model: pass --tacotron2 PATH" in aics.error("tts", "hi", "-o", tmp_path / "a.wav")
+    monkeypatch.setattr(voice, "DEFAULT_VOICE", tmp_path / "no_voice.safetensors")
+    monkeypatch.delenv("AICS_TACOTRON2", raising=False)
+    assert "no Tacotron2 model (no default voice" in aics.error("tts", "hi", "-o", tmp_path / "a.wav")
     assert "empty text" in aics.error("tts", "  ", "-o", tmp_path / "a.wav", *t2)
     (tmp_path / "file.txt").write_text("")
     line = aics.error("tts", "hi", "-o", tmp_path / "file.txt/a.wav", *t2)

@@ -24,7 +24,7 @@ TINY = ["model.symbols_embedding_dim=16", "model.encoder_embedding_dim=16", "mod
         "model.attention_dim=8", "model.attention_location_n_filters=4",
         "model.attention_location_kernel_size=5", "model.decoder_rnn_dim=32", "model.prenet_dim=16",
         "model.postnet_embedding_dim=16", "model.postnet_n_convolutions=2", "model.n_frames_per_step=3",
-        "train.batch_size=4", "train.epochs=2", "train.log_every=1", "train.plot_every=3",
+        "train.batch_size=4", "train.epochs=3", "train.lr=0.005", "train.log_every=1", "train.plot_every=3",
         "train.device=cpu"]  # fmt: skip
 
 
@@ -116,6 +116,15 @@ def test_filelist_problems_are_one_line_naming_file_and_line(tmp_path, aics):
         line = aics.error("tts", "features", "--data", d, "--out", tmp_path / f"out_{d.name}")
         assert re.search(pattern, line), line
         assert not (tmp_path / f"out_{d.name}").exists(), "nothing is written before the checks pass"
+    d = tmp_path / "corrupt"
+    d.mkdir()
+    (d / "bad.wav").write_bytes(b"RIFF not audio")
+    (d / "train_filelist.txt").write_text(f"{good}\nbad.wav|Some words.\n", encoding="utf-8")
+    line = aics.error("tts", "features", "--data", d, "--out", tmp_path / "out_corrupt")
+    assert "train_filelist.txt:2:" in line and "bad.wav" in line and not (tmp_path / "out_corrupt").exists()
+    line = aics.error("tts", "features", "--data", tmp_path / "no_separator", "--out", tmp_path / "o2",
+                      "--set", "features.hop=200")  # fmt: skip
+    assert "features.hop=200" in line and "NVIDIA's features only" in line
     (corpus / "metadata.csv").write_text("a|Hello.|Hello.\nb| | \n", encoding="utf-8")
     line = aics.error("tts", "prepare", "--src", corpus, "--out", tmp_path / "p")
     assert "metadata.csv:2: empty" in line
@@ -132,10 +141,12 @@ def test_collate_pads_to_whole_decoder_steps_and_marks_the_last_step_as_stop():
     items = [(0, torch.tensor([5, 6, 7]), torch.ones(80, 7)), (1, torch.tensor([8, 9]), torch.ones(80, 3))]
     b = collate(items, r=3)
     assert b["mels"].shape == (2, 80, 9) and b["text"].tolist() == [[5, 6, 7], [8, 9, 0]]
-    assert b["mels"][0, :, 7:].abs().sum() == 0 and b["mels"][1, :, 3:].abs().sum() == 0
+    silence = float(np.log(1e-5))  # padding is the log mel of silence
+    assert (b["mels"][0, :, 7:] == silence).all() and (b["mels"][1, :, 3:] == silence).all()
     # 7 frames: steps of frames 0-2, 3-5, 6-8; the frame 6 step is the last. 3 frames: one step.
     assert b["gate"].tolist() == [[0, 0, 1], [1, 1, 1]]
     assert b["mel_lengths"].tolist() == [7, 3] and b["text_lengths"].tolist() == [3, 2]
+    assert b["target_lengths"].tolist() == [9, 3]  # whole decoder steps: the last step's tail is trained
 
 
 # ------------------------------------------------------------------------------------------ losses
@@ -160,7 +171,7 @@ def test_tacotron2_loss_ignores_padding_and_weights_the_stop_class():
     torch.manual_seed(1)
     mels = torch.randn(2, 80, 6)
     mels[1, :, 3:] = 0
-    batch = {"mels": mels, "mel_lengths": torch.tensor([6, 3]), "text_lengths": torch.tensor([4, 2]),
+    batch = {"mels": mels, "target_lengths": torch.tensor([6, 3]), "text_lengths": torch.tensor([4, 2]),
              "gate": torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0]])}  # fmt: skip
     mel, post = torch.randn(2, 80, 6), torch.randn(2, 80, 6)
     gate, align = torch.randn(2, 3), torch.softmax(torch.randn(2, 3, 4), -1)
@@ -190,7 +201,7 @@ def test_training_writes_checkpoints_logs_plots_and_the_loss_falls(trained):
     assert {"mel", "gate", "guided", "lr", "grad_norm"} <= set(train_rows[0])
     assert train_rows[-1]["mel"] < train_rows[0]["mel"]
     valid = [r for r in rows if r["split"] == "valid"]
-    assert len(valid) == 2 and valid[-1]["loss"] < valid[0]["loss"]
+    assert len(valid) == 3 and valid[-1]["loss"] < valid[0]["loss"]
     ck = load_checkpoint(trained / "ckpt" / "last.pt")
     assert ck["extra"]["tacotron2"]["n_frames_per_step"] == 3 and ck["extra"]["tacotron2"]["mask_padding"]
 
@@ -245,11 +256,12 @@ def test_decode_and_score_write_wavs_health_and_scores(feats, trained, tmp_path,
     assert info["rtf"] > 0 and info["vocoder"] == "griffinlim"
 
     pytest.importorskip("pocketsphinx")
-    table = aics("tts", "score", "--decode", out, "--workers", "1")
-    scores = read_json(out / "score" / "score.json")
+    table = aics("tts", "score", "--decode", out, "--workers", "1", "--speed-utts", "1")
+    scores = read_json(out / "score" / "scores.json")
     assert scores["utterances"] == len(rows) and scores["mcd_dtw_db"] > 0
     assert 0 <= scores["wer_real"] < 0.5 and scores["wer_synth"] > scores["wer_real"]  # an untrained voice
     assert scores["attention"]["n_utts"] == len(rows) and "MCD-DTW dB" in table
+    assert scores["rtf_cpu"] > 0 and scores["rtf_cpu_utterances"] == 1 and "RTF griffinlim (CPU" in table
     mcd = read_jsonl(out / "score" / "mcd.jsonl")
     assert len(mcd) == len(rows) and all(m["mcd_db"] > 0 for m in mcd)
     assert "judge WER real %" in aics("tts", "report", tmp_path)  # an experiment dir holds decode dirs

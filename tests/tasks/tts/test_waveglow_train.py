@@ -245,10 +245,8 @@ def test_bad_settings_are_refused_before_any_output(feats, tmp_path):
     with pytest.raises(UserError, match="no utterances in subset 'test'"):
         train(cfg("train.valid_set=test"), feats, tmp_path / "a")
     assert not (tmp_path / "a").exists()
-    other = features(write_filelists(tmp_path / "hop", {"train": [0.2], "valid": [0.2]}), hop=128)
-    with pytest.raises(UserError, match="hop 128"):
-        train(cfg(), other, tmp_path / "b")
-    assert not (tmp_path / "b").exists()
+    with pytest.raises(UserError, match="features.hop=128"):  # WaveGlow upsamples a frame to 256 samples
+        features(write_filelists(tmp_path / "hop", {"train": [0.2], "valid": [0.2]}), hop=128)
     tacotron2 = tmp_path / "t2"
     tacotron2.mkdir()
     (tacotron2 / "config.yaml").write_text("model:\n  n_frames_per_step: 3\n")
