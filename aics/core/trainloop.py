@@ -291,6 +291,19 @@ def after_step(
     return False
 
 
+def check_finite_loss(value: float, step: int, scaler, ckpts: CheckpointDir, ctx: DistContext) -> None:
+    """Stop, on every rank at once, before an update with a non-finite loss (which would turn every weight
+    into NaN), in one line naming the last saved state. Not with fp16's scaler: it skips such steps itself."""
+    import math
+
+    if not scaler.is_enabled() and any_rank(not math.isfinite(value), ctx):
+        raise UserError(
+            f"step {step}: the loss is not finite ({value}); stopped before the update ({ckpts.last} holds "
+            f"the last saved state): lower train.lr or set train.clip, and train again ({overwrite_hint()}, "
+            "or use another --exp)"
+        )
+
+
 def finish(exp: Path, spec: RunSpec, ctx: DistContext, info: dict) -> None:
     """Rank 0 writes ``.done`` with the task, the applied config and the data, and releases the lock."""
     if ctx.is_main:

@@ -272,6 +272,23 @@ def check_features(feats_dir: str | Path) -> Path:
     return require_done(feats_dir, "features", "run `aics tts features --data PREPARED --out DIR` first")
 
 
+def training_features(feats_dir: Path, subsets):
+    """What a trainer reads of a features dir before anything else: the recorded features (NVIDIA's, checked)
+    and that each of ``subsets`` has utterances; one line otherwise. -> the recorded ``FeatureConfig``."""
+    from aics.core.config import from_dict
+    from aics.tasks.tts.config import FeatureConfig
+
+    recorded = read_json(feats_dir / FEATURES_FILE)
+    for name in subsets:
+        if not recorded["subsets"].get(name, {}).get("utterances"):
+            raise UserError(
+                f"{feats_dir}: has no utterances in subset {name!r}; set train.train_set / train.valid_set "
+                f"to one of {', '.join(recorded['subsets'])}"
+            )
+    check_nvidia_features(recorded["features"], str(feats_dir / FEATURES_FILE))
+    return from_dict(FeatureConfig, recorded["features"], str(feats_dir / FEATURES_FILE))
+
+
 def subset_rows(feats_dir: str | Path, subset: str) -> Path:
     """``<subset>.jsonl`` of a features dir, or one line naming the subsets there."""
     path = Path(feats_dir) / f"{subset}.jsonl"

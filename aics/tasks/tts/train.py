@@ -24,16 +24,16 @@ import torch
 import torch.nn.functional as F
 
 from aics.core.ckpt import CheckpointDir, training_state
-from aics.core.config import from_dict, save_config, to_dict
+from aics.core.config import save_config, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, wrap_model
 from aics.core.errors import UserError
-from aics.core.io import read_json
 from aics.core.loader import LengthGroupedSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, clipped_step, grad_scaler
 from aics.core.trainloop import (
     RunSpec,
     after_step,
+    check_finite_loss,
     data_fingerprint,
     finish,
     resume,
@@ -41,8 +41,8 @@ from aics.core.trainloop import (
     seed_ranks,
     session,
 )
-from aics.tasks.tts.config import FeatureConfig, TtsConfig, tacotron2_config
-from aics.tasks.tts.data import FEATURES_FILE, MelSet, check_features, check_nvidia_features, collate
+from aics.tasks.tts.config import TtsConfig, tacotron2_config
+from aics.tasks.tts.data import FEATURES_FILE, MelSet, check_features, collate, training_features
 from aics.tasks.tts.model import Tacotron2, lengths_mask, parameter_count
 
 TASK = "tts"
@@ -118,15 +118,7 @@ def train(cfg: TtsConfig, feats_dir: str | Path, exp_dir: str | Path, overwrite:
     """Train (or resume) one experiment; returns the last epoch's valid scores."""
     feats_dir, exp = check_features(feats_dir), Path(exp_dir)
     check_model(cfg)
-    recorded = read_json(feats_dir / FEATURES_FILE)
-    for name in (cfg.train.train_set, cfg.train.valid_set):
-        if not recorded["subsets"].get(name, {}).get("utterances"):
-            raise UserError(
-                f"{feats_dir}: has no utterances in subset {name!r}; set train.train_set / train.valid_set "
-                f"to one of {', '.join(recorded['subsets'])}"
-            )
-    cfg.features = from_dict(FeatureConfig, recorded["features"], str(feats_dir / FEATURES_FILE))
-    check_nvidia_features(recorded["features"], str(feats_dir / FEATURES_FILE))
+    cfg.features = training_features(feats_dir, (cfg.train.train_set, cfg.train.valid_set))
     data = data_fingerprint(feats_dir, (FEATURES_FILE, ".done"))
     spec = RunSpec(TASK, to_dict(cfg), data=data, safe=SAFE_ON_RESUME)
     with session(exp, overwrite, cfg.train, spec) as ctx:
@@ -280,11 +272,7 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
                 with autocast(device, tc.amp):
                     out = net(batch["text"], batch["text_lengths"], batch["mels"], batch["target_lengths"])
                 loss, parts = tacotron2_loss(out, batch, r, tc.gate_pos_weight, guided, tc.guided_sigma)
-                if not torch.isfinite(loss):
-                    raise UserError(
-                        f"{exp}: the loss is {loss.item()} at step {step + 1}; lower train.lr or set "
-                        "train.clip, then rerun to resume from the last checkpoint"
-                    )
+                check_finite_loss(loss.item(), step + 1, scaler, ckpts, ctx)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 grad_norm = clipped_step(optimizer, scaler, model.parameters(), tc.clip)

@@ -25,17 +25,17 @@ import torch
 
 from aics.core.audio import audio_info, read_wav
 from aics.core.ckpt import CheckpointDir, training_state
-from aics.core.config import RunOptions, from_dict, option, save_config, section, to_dict
+from aics.core.config import RunOptions, option, save_config, section, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, wrap_model
 from aics.core.errors import UserError
 from aics.core.io import read_json, read_jsonl
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
 from aics.core.runtime import StopSignal, autocast, clipped_step, grad_scaler
-from aics.core.stage import overwrite_hint
 from aics.core.trainloop import (
     RunSpec,
     after_step,
+    check_finite_loss,
     data_fingerprint,
     finish,
     resume,
@@ -47,10 +47,10 @@ from aics.tasks.tts.config import FeatureConfig
 from aics.tasks.tts.data import (
     FEATURES_FILE,
     check_features,
-    check_nvidia_features,
     mel_config,
     raise_problems,
     subset_rows,
+    training_features,
 )
 from aics.tasks.tts.model import parameter_count
 from aics.tasks.tts.waveglow import WaveGlow, WaveGlowConfig, WNConfig
@@ -261,15 +261,7 @@ def train(
 ) -> dict:
     """Train (or resume) one WaveGlow experiment; returns the last epoch's valid scores."""
     feats_dir, exp = check_features(feats_dir), Path(exp_dir)
-    recorded = read_json(feats_dir / FEATURES_FILE)
-    for name in (cfg.train.train_set, cfg.train.valid_set):
-        if not recorded["subsets"].get(name, {}).get("utterances"):
-            raise UserError(
-                f"{feats_dir}: has no utterances in subset {name!r}; set train.train_set / train.valid_set "
-                f"to one of {', '.join(recorded['subsets'])}"
-            )
-    cfg.features = from_dict(FeatureConfig, recorded["features"], str(feats_dir / FEATURES_FILE))
-    check_nvidia_features(recorded["features"], str(feats_dir / FEATURES_FILE))
+    cfg.features = training_features(feats_dir, (cfg.train.train_set, cfg.train.valid_set))
     check_config(cfg)
     _refuse_other_model(exp, overwrite)
     tc = cfg.train
@@ -379,13 +371,7 @@ def _fit(cfg: WaveGlowTrainConfig, spec: RunSpec, sets: tuple, exp: Path, ctx: D
                     z, log_s_sum, log_det_sum = net(mel, audio)
                 loss = waveglow_loss(z, log_s_sum, log_det_sum, tc.sigma)
                 value = loss.item()
-                # fp16's scaler skips such steps itself; elsewhere one would turn every weight into NaN
-                if not scaler.is_enabled() and any_rank(not math.isfinite(value), ctx):
-                    raise UserError(
-                        f"step {step + 1}: the loss is not finite ({value}); stopped before the update "
-                        f"({ckpts.last} holds the last saved state): lower train.lr or set train.clip, and "
-                        f"train again ({overwrite_hint()}, or use another --exp)"
-                    )
+                check_finite_loss(value, step + 1, scaler, ckpts, ctx)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 grad_norm = clipped_step(optimizer, scaler, model.parameters(), tc.clip)
