@@ -243,15 +243,11 @@ def decode_subset(
     from aics.core.audio import write_wav
     from aics.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
     from aics.core.stage import begin_stage, mark_done
-    from aics.tasks.tts.data import check_features
+    from aics.tasks.tts.data import check_features, subset_rows
     from aics.tasks.tts.metrics import attention_health
 
     feats_dir, out = check_features(feats_dir), Path(out)
-    rows_path = feats_dir / f"{subset}.jsonl"
-    if not rows_path.is_file():
-        found = ", ".join(sorted(p.stem for p in feats_dir.glob("*.jsonl"))) or "none"
-        raise UserError(f"{feats_dir}: has no subset {subset!r} (found: {found}); pick --subset")
-    rows = read_jsonl(rows_path)
+    rows = read_jsonl(subset_rows(feats_dir, subset))
     params = {"tacotron2": str(Path(tacotron2).resolve()),
               "waveglow": str(Path(waveglow).resolve()) if waveglow else None,
               "vocoder": vocoder, "data": str(feats_dir.resolve()), "subset": subset,

@@ -27,11 +27,10 @@ from aics.core.stage import begin_stage, mark_done, require_done
 SCORES = "scores.json"
 
 
-def _mcd_one(args) -> float:
+def _mcd_one(synth_path: Path, real_path: Path, sr: int) -> float:
     from aics.core.audio import read_wav
     from aics.tasks.tts.metrics import mcd_dtw
 
-    synth_path, real_path, sr = args
     synth, _ = read_wav(synth_path, sr=sr)
     real, _ = read_wav(real_path, sr=sr)
     return mcd_dtw(synth.numpy(), real.numpy(), sr)
@@ -85,7 +84,7 @@ def score_decode(
         return read_json(out / SCORES)
 
     sr = 22050
-    mcds = [_mcd_one((synth_wavs[i], real_wavs[i], sr)) for i in texts]
+    mcds = [_mcd_one(synth_wavs[i], real_wavs[i], sr) for i in texts]
     write_jsonl(
         out / "mcd.jsonl", [{"id": i, "mcd_db": round(m, 4)} for i, m in zip(texts, mcds, strict=True)]
     )

@@ -242,7 +242,7 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
             task=TASK, model=model, optimizer=optimizer, scaler=scaler, step=step, epoch=epoch,
             batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid_loss": best, "parameters": n_params, **metrics_now},
-            extra={"tacotron2": model_config, "features": recorded_features(cfg), "data": spec.data,
+            extra={"tacotron2": model_config, "features": asdict(cfg.features), "data": spec.data,
                    "meter": meter.state(), "world_size": ctx.world_size},
             rng_per_rank=rng_states(ctx),
         )  # fmt: skip
@@ -320,7 +320,3 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
     finish(exp, spec, ctx, {"step": step, "epoch": epoch, "reason": "all epochs done",
                             "frames_per_s": round(meter.rate("frames"), 1)})  # fmt: skip
     return valid
-
-
-def recorded_features(cfg: TtsConfig) -> dict:
-    return asdict(cfg.features)
