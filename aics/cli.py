@@ -25,8 +25,9 @@ TASKS: dict[str, tuple[str, str]] = {
         "aics.tasks.tts.cli",
         "Speech synthesis: Tacotron2 + WaveGlow or Griffin-Lim, NVIDIA checkpoints.",
     ),
+    "sed": ("aics.tasks.sed.cli", "Weakly labelled sound event detection, CRNN: event-based F1 (DCASE2018)."),
 }
-PLANNED = ("sed", "caption", "avsc")
+PLANNED = ("caption", "avsc")
 
 
 class TaskGroup(click.Group):

@@ -543,6 +543,102 @@ def tts_speed(steps: int = 400, text_len: int = 170, audio_frames: int = 86) -> 
     return out
 
 
+def sed_feature_speed(clips: int = 8, repeats: int = 10) -> dict:
+    """The sound event lab's log-mel (dB) of ``clips`` 10-second clips in one batch with aics.core.audio
+    against librosa (melspectrogram + power_to_db on each clip), in seconds of audio per second, one thread
+    each (as in a feature worker): the CPU preset (16 kHz, n_fft 1024, hop 320, 64 bands) and the DCASE2018
+    baseline's (44.1 kHz, n_fft 2048, 40 ms windows, hop 882, 64 bands). Goal: >= 3x librosa."""
+    import librosa
+    import numpy as np
+    import torch
+
+    from aics.core.audio import FeatureExtractor
+
+    torch.set_num_threads(1)
+    settings = {"cpu_16k": (16000, 1024, 1024, 320), "base_44k": (44100, 2048, 1764, 882)}
+    out: dict = {"clips": clips, "clip_s": 10.0}
+    rng = np.random.default_rng(0)
+    for name, (sr, n_fft, win, hop) in settings.items():
+        wav = (rng.standard_normal((clips, 10 * sr)) * 0.1).astype(np.float32)
+        batch = torch.from_numpy(wav)
+        ours = FeatureExtractor(kind="logmel", sr=sr, n_fft=n_fft, win_length=win, hop_length=hop, n_mels=64,
+                                log="db")  # fmt: skip
+
+        def theirs(wav=wav, sr=sr, n_fft=n_fft, win=win, hop=hop) -> None:
+            for w in wav:
+                m = librosa.feature.melspectrogram(y=w, sr=sr, n_fft=n_fft, win_length=win, hop_length=hop,
+                                                   n_mels=64)  # fmt: skip
+                librosa.power_to_db(m, ref=1.0, amin=1e-10, top_db=None)
+
+        def timed(fn) -> float:
+            t = time.perf_counter()
+            fn()
+            return time.perf_counter() - t
+
+        ours(batch), theirs()  # warm-up
+        runs = [(timed(lambda ours=ours, batch=batch: ours(batch)), timed(theirs)) for _ in range(repeats)]
+        a, b = min(r[0] for r in runs), min(r[1] for r in runs)
+        audio = clips * 10.0
+        out[name] = {"aics_audio_s_per_s": round(audio / a, 1), "librosa_audio_s_per_s": round(audio / b, 1),
+                     "speedup": round(b / a, 2)}  # fmt: skip
+    return out
+
+
+SED_VARIANTS = {
+    # name: --set overrides on top of recipes/sed_crnn/conf/cpu.yaml (time shift, SpecAugment, linear softmax)
+    "augment": [],
+    "no_augment": ["augment.specaugment=false", "augment.time_shift=false"],
+    "augment_mixup": ["augment.mixup=true"],
+    "attention": ["model.pooling=attention"],
+    "max": ["model.pooling=max"],
+    "mean": ["model.pooling=mean"],
+}
+
+
+def sed_quality(variants: str = "augment,no_augment,augment_mixup,attention,max,mean") -> dict:
+    """The sound event recipe on this CPU (recipes/sed_crnn, conf/cpu.yaml: 400 weak clips, 100 test clips
+    to pick best.pt, 100 eval clips scored; 30 epochs on one thread each, the fixed CPU budget): the eval
+    event-based F1 (macro), segment F1 and tagging F1 of each variant: with and without augmentation, with
+    mixup, and each clip pooling head (the localisation each leaves), with the CPU minutes each took."""
+    import os
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-sed-"))
+    data, exp = work / "data", work / "exp"
+    recipe = ["bash", str(ROOT / "recipes/sed_crnn/run.sh"), "--data", str(data), "--exp", str(exp)]
+    out: dict = {}
+    try:
+        subprocess.run([*recipe, "--stop-stage", "1"], check=True, cwd=ROOT)
+        feats = next(data.glob("feats_*"))
+        for name in variants.split(","):
+            run = exp / name
+            sets = [a for s in SED_VARIANTS[name] for a in ("--set", s)]
+            c0 = _child_cpu()
+            t0 = time.time()
+            subprocess.run(["aics", "sed", "train", "--data", str(feats), "--exp", str(run), "--conf",
+                            str(ROOT / "recipes/sed_crnn/conf/cpu.yaml"), *sets], check=True, cwd=ROOT,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+            cpu_min, wall_min = (_child_cpu() - c0) / 60, (time.time() - t0) / 60
+            subprocess.run(["aics", "sed", "predict", "--exp", str(run), "--data", str(feats), "--split",
+                            "eval"], check=True, cwd=ROOT)  # fmt: skip
+            subprocess.run(["aics", "sed", "score", "--pred", str(run / "predict_eval_best"), "--data",
+                            str(feats)], check=True, cwd=ROOT)  # fmt: skip
+            sc = json.loads((run / "predict_eval_best/score/scores.json").read_text())
+            h, per_class = sc["headline"], sc["event_based"]["class_wise"].items()
+            out[name] = {"event_f1": round(100 * h["event_f1"], 2),
+                         "segment_f1": round(100 * h["segment_f1"], 2),
+                         "tag_f1": round(100 * h["tag_f1"], 2), "event_er": round(h["event_er"], 3),
+                         "best_epoch": sc["epoch"], "train_cpu_min": round(cpu_min, 2),
+                         "train_wall_min": round(wall_min, 2),
+                         "per_class_event_f1": {c: round(100 * v["f_measure"], 1)
+                                                for c, v in per_class}}  # fmt: skip
+            print(f"sed_quality {name}: {json.dumps(out[name])}", flush=True)
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _child_cpu() -> float:
     """CPU seconds of finished child processes (user + system)."""
     import os
@@ -565,6 +661,8 @@ BENCHES = {
     "asr_feature_speed": asr_feature_speed,
     "asr_quality": asr_quality,
     "tts_speed": tts_speed,
+    "sed_feature_speed": sed_feature_speed,
+    "sed_quality": sed_quality,
 }
 
 

@@ -17,3 +17,10 @@ class UserError(Exception):
 
 def debug_enabled() -> bool:
     return os.environ.get("AICS_DEBUG", "") not in ("", "0")
+
+
+def raise_problems(problems: list[str], advice: str, shown: int = 3) -> None:
+    """All problems found (``file:line: what``) as one line: the first few, how many more, what to do."""
+    if problems:
+        more = f" (and {len(problems) - shown} more)" if len(problems) > shown else ""
+        raise UserError(f"{'; '.join(problems[:shown])}{more}; {advice}")

@@ -94,6 +94,17 @@ def save_npy(path: str | os.PathLike, array) -> None:
         np.save(fh, array, allow_pickle=False)
 
 
+def save_npz(path: str | os.PathLike, **arrays) -> None:
+    """Named numpy arrays as a compressed ``.npz`` (no pickles: object arrays are refused), atomically."""
+    import numpy as np
+
+    for name, a in arrays.items():
+        if np.asarray(a).dtype == object:
+            raise ValueError(f"save_npz: {name} is an object array, which would need pickles")
+    with atomic_write(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=False)

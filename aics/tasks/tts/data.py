@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from aics.core.audio import log_mel, mel_filterbank
-from aics.core.errors import UserError
+from aics.core.errors import UserError, raise_problems
 from aics.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
 from aics.core.stage import begin_stage, done_info, is_done, mark_done, require_done
 
 SUBSETS = ("train", "valid", "test")
 FEATURES_FILE = "features.json"
-MAX_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -72,14 +71,6 @@ def mel_basis(mc: MelConfig = NVIDIA_MEL) -> torch.Tensor:
 
 def filelist_path(data_dir: str | Path, subset: str) -> Path:
     return Path(data_dir) / f"{subset}_filelist.txt"
-
-
-def raise_problems(problems: list[str], advice: str) -> None:
-    """All problems found (``file:line: what``) as one line: the first few, how many more, what to do."""
-    if problems:
-        shown = "; ".join(problems[:MAX_SHOWN])
-        more = f" (and {len(problems) - MAX_SHOWN} more)" if len(problems) > MAX_SHOWN else ""
-        raise UserError(f"{shown}{more}; {advice}")
 
 
 def read_filelist(path: str | Path) -> list[dict]:

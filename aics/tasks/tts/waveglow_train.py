@@ -27,7 +27,7 @@ from aics.core.audio import audio_info, read_wav
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import RunOptions, option, save_config, section, to_dict
 from aics.core.dist import DistContext, any_rank, barrier, wrap_model
-from aics.core.errors import UserError
+from aics.core.errors import UserError, raise_problems
 from aics.core.io import read_json, read_jsonl
 from aics.core.loader import EpochBatchSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
@@ -48,7 +48,6 @@ from aics.tasks.tts.data import (
     FEATURES_FILE,
     check_features,
     mel_config,
-    raise_problems,
     subset_rows,
     training_features,
 )
@@ -57,7 +56,6 @@ from aics.tasks.tts.waveglow import WaveGlow, WaveGlowConfig, WNConfig
 
 TASK = "tts"
 HOP = 256  # WaveGlow's upsampling layer is a transposed conv of stride 256: one mel frame, 256 samples
-MAX_SHOWN = 3
 
 
 # ---------------------------------------------------------------------------------------------- config
