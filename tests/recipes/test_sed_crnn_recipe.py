@@ -56,3 +56,4 @@ def test_sed_crnn_recipe_all_stages(tmp_path):
     h = scores["headline"]
     assert h["tag_f1"] > all_tags["macro"]["f_measure"] + 0.05, (h, all_tags["macro"])
     assert h["segment_f1"] > all_active["class_wise_average"]["f_measure"] + 0.05
+    assert h["event_f1"] > 0

@@ -71,8 +71,11 @@ def prepare(src, out, allow_missing, overwrite) -> None:
 @conf_option
 @set_option
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Processes.")
+@click.option(
+    "--unlabelled", is_flag=True, help="Also the unlabelled in-domain clips (no trainer reads them)."
+)
 @overwrite_option
-def features(data, out, conf, overrides, workers, overwrite) -> None:
+def features(data, out, conf, overrides, workers, unlabelled, overwrite) -> None:
     """Log-mel of every clip (float16), and the training split's per-band mean and deviation."""
     from aics.core.config import load_config
     from aics.tasks.sed.config import SedConfig
@@ -82,7 +85,9 @@ def features(data, out, conf, overrides, workers, overwrite) -> None:
     check_prepared(data)
     from aics.tasks.sed.data import compute_features
 
-    info = compute_features(data, out, cfg.features, workers=workers, overwrite=overwrite)
+    info = compute_features(
+        data, out, cfg.features, workers=workers, overwrite=overwrite, unlabelled=unlabelled
+    )
     click.echo(f"features {out}: {info['frames']} frames x {info['dim']} mel bands per clip")
 
 
@@ -139,7 +144,7 @@ def score(pred, data, est, ref, out, plots, overwrite) -> None:
     elif est and ref and not (pred or data):
         from aics.tasks.sed.score import score_files
 
-        s = score_files(est, ref, out)
+        s = score_files(est, ref, out, overwrite=overwrite)
     else:
         raise click.UsageError("give --pred with --data, or --est with --ref")
     h = s["headline"]

@@ -71,7 +71,10 @@ def read_metadata(path: str | Path, kind: str) -> tuple[dict[str, dict], list[st
     header = HEADERS[kind]
     clips: dict[str, dict] = {}
     problems: list[str] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        return {}, [f"{path}: not UTF-8 text (byte {e.start}); save it as tab-separated UTF-8 text"]
     if not lines or tuple(c.strip() for c in lines[0].split("\t")) != header:
         got = lines[0] if lines else "an empty file"
         return {}, [f"{path}:1: expected the tab-separated header {' '.join(header)!r}, found {got!r}"]
@@ -169,30 +172,23 @@ def prepare(root: str | Path, out: str | Path, allow_missing: bool = False, over
             f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); get them, or rerun with "
             "--allow-missing to leave them out (the real set lost clips deleted from YouTube)"
         )
+    gone = set(missing)
+    kept = {
+        s: {n: c for n, c in clips.items() if f"{AUDIO_DIRS[s]}/{n}" not in gone}
+        for s, clips in splits.items()
+    }
+    for s, clips in kept.items():
+        if not clips:
+            why = "all its clips are missing" if splits[s] else "it lists no clip"
+            raise UserError(f"{root / METADATA[s]}: the {s} split is empty ({why}); check the dataset")
     params = {"root": str(root.resolve()), "allow_missing": allow_missing}
     if not begin_stage(out, overwrite, what="prepare", params=params):
         return read_json(out / CLIPS_FILE)
-    gone = set(missing)
-    info: dict = {
-        "root": str(root.resolve()),
-        "classes": list(CLASSES),
-        "missing": len(missing),
-        "splits": {},
-    }
-    for s, clips in splits.items():
-        rows = [
-            {
-                "filename": n,
-                "wav": c["wav"],
-                "seconds": c["seconds"],
-                "labels": c["labels"],
-                "events": c["events"],
-            }
-            for n, c in clips.items()
-            if f"{AUDIO_DIRS[s]}/{n}" not in gone
-        ]
-        if not rows:
-            raise UserError(f"{root / METADATA[s]}: no clip of the {s} split is left; check the audio folder")
+    info: dict = {"root": str(root.resolve()), "classes": list(CLASSES), "missing": len(missing),
+                  "splits": {}}  # fmt: skip
+    for s, clips in kept.items():
+        keys = ("wav", "seconds", "labels", "events")
+        rows = [{"filename": n, **{k: c[k] for k in keys}} for n, c in clips.items()]
         write_jsonl(out / f"{s}.jsonl", rows)
         names = [r["filename"] for r in rows]
         info["splits"][s] = {
@@ -230,7 +226,7 @@ def clip_samples(fc: dict) -> int:
 
 
 def frame_seconds(fc: dict) -> float:
-    """Seconds per feature frame (frame i covers [i, i + 1) x this, as the labels are placed)."""
+    """Seconds per feature frame (frames are centred: frame i at i x this, half a frame on each side)."""
     return fc["hop"] / fc["sample_rate"]
 
 
@@ -256,9 +252,16 @@ def _features_of(args: tuple[list[str], dict]) -> np.ndarray:
 
 
 def compute_features(
-    data_dir: str | Path, out: str | Path, fc, workers: int = 2, overwrite: bool = False, show_progress=True
+    data_dir: str | Path,
+    out: str | Path,
+    fc,
+    workers: int = 2,
+    overwrite: bool = False,
+    show_progress=True,
+    unlabelled: bool = False,
 ) -> dict:
-    """Stage 1: log-mel of every split of a prepared dir, and the training split's per-band statistics."""
+    """Stage 1: log-mel of every split of a prepared dir (the unlabelled clips, which no trainer here reads,
+    only with ``unlabelled``), and the weak training split's per-band statistics."""
     from concurrent.futures import ProcessPoolExecutor
 
     from aics.core.log import progress
@@ -269,12 +272,13 @@ def compute_features(
         raise UserError(f"features.fmax={f['fmax']} is above half the sample rate {f['sample_rate']}")
     if f["win"] > f["n_fft"]:
         raise UserError(f"features.win={f['win']} is longer than features.n_fft={f['n_fft']}")
-    params = {"data": str(data_dir.resolve()), "features": f}
+    params = {"data": str(data_dir.resolve()), "features": f, "unlabelled": unlabelled}
     if not begin_stage(out, overwrite, what="features", params=params):
         return read_json(out / FEATURES_FILE)
     prepared = read_json(data_dir / CLIPS_FILE)
-    manifests = {s: read_jsonl(data_dir / f"{s}.jsonl") for s in prepared["splits"]}
-    info: dict = {"features": f, "dim": f["n_mels"], "data": str(data_dir.resolve()),
+    wanted = [s for s in prepared["splits"] if unlabelled or KINDS[s] != "unlabelled"]
+    manifests = {s: read_jsonl(data_dir / f"{s}.jsonl") for s in wanted}
+    info: dict = {"task": "sed", "features": f, "dim": f["n_mels"], "data": str(data_dir.resolve()),
                   "classes": list(CLASSES), "frame_seconds": frame_seconds(f), "frames": None,
                   "splits": {}}  # fmt: skip
     bar = progress(total=sum(map(len, manifests.values())), desc="features", enabled=show_progress)
@@ -306,8 +310,8 @@ def compute_features(
 
 def check_features(path: str | Path) -> Path:
     path = require_done(path, "features", "run `aics sed features` (recipe stage 1) first")
-    if not (path / FEATURES_FILE).is_file():
-        raise UserError(f"{path}: has no {FEATURES_FILE}; it is not an `aics sed features` output")
+    if not (path / FEATURES_FILE).is_file() or read_json(path / FEATURES_FILE).get("task") != "sed":
+        raise UserError(f"{path}: is not an `aics sed features` output; run `aics sed features` (stage 1)")
     return path
 
 
@@ -315,7 +319,7 @@ def check_features(path: str | Path) -> Path:
 class SedSet:
     """The clips of one split of a features dir: (index, normalised log-mel (T, D) float32, tags (C,))."""
 
-    def __init__(self, feats_dir: str | Path, split: str):
+    def __init__(self, feats_dir: str | Path, split: str, mean=None, std=None):
         feats_dir = Path(feats_dir)
         info = read_json(feats_dir / FEATURES_FILE)
         if split not in info["splits"]:
@@ -323,13 +327,15 @@ class SedSet:
             raise UserError(f"{feats_dir}: has no split {split!r} (found: {found}); check the split name")
         self.feats = np.load(feats_dir / f"{split}.npy", mmap_mode="r", allow_pickle=False)
         self.rows = read_jsonl(feats_dir / f"{split}.jsonl")
-        self.mean = np.asarray(info["mean"], np.float32)
-        self.std = np.asarray(info["std"], np.float32)
+        self.mean = np.asarray(info["mean"] if mean is None else mean, np.float32)
+        self.std = np.asarray(info["std"] if std is None else std, np.float32)
         self.tags = np.zeros((len(self.rows), len(CLASSES)), np.float32)
         for i, r in enumerate(self.rows):
             for label in r["labels"]:
                 self.tags[i, CLASSES.index(label)] = 1.0
         self.frame_seconds = info["frame_seconds"]
+        self.clip_seconds = info["features"]["clip_seconds"]
+        self.kind = info["splits"][split]["kind"]
         self.split = split
 
     def __len__(self) -> int:

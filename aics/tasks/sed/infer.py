@@ -30,14 +30,20 @@ Events = dict[str, list[tuple[float, float, str]]]
 def class_thresholds(post, n_classes: int = len(CLASSES)) -> np.ndarray:
     from aics.core.errors import UserError
 
-    if post.thresholds:
-        if len(post.thresholds) != n_classes:
-            raise UserError(
-                f"post.thresholds has {len(post.thresholds)} values; give one per class ({n_classes}: "
-                f"{', '.join(CLASSES)}) or none"
-            )
-        return np.asarray(post.thresholds, np.float64)
-    return np.full(n_classes, post.threshold, np.float64)
+    if post.thresholds and len(post.thresholds) != n_classes:
+        raise UserError(
+            f"post.thresholds has {len(post.thresholds)} values; give one per class ({n_classes}: "
+            f"{', '.join(CLASSES)}) or none"
+        )
+    thr = np.asarray(post.thresholds or [post.threshold] * n_classes, np.float64)
+    if not ((thr > 0) & (thr < 1)).all():
+        raise UserError(f"post.threshold(s) {thr.tolist()} must lie between 0 and 1")
+    if post.low_threshold and not (post.low_threshold < thr).all():
+        raise UserError(
+            f"post.low_threshold={post.low_threshold} must be below every threshold ({thr.min():g}) for "
+            "hysteresis; 0 turns it off"
+        )
+    return thr
 
 
 def median_filter_binary(active: np.ndarray, width: int) -> np.ndarray:
@@ -81,9 +87,14 @@ def decide(frame_probs: np.ndarray, clip_probs: np.ndarray, frame_seconds: float
 
 
 def to_events(
-    active: np.ndarray, frame_seconds: float, post, classes=CLASSES
+    active: np.ndarray, frame_seconds: float, post, clip_seconds: float | None = None, classes=CLASSES
 ) -> list[tuple[float, float, str]]:
-    """Active frames (T, C) -> [(onset, offset, label)], sorted by onset."""
+    """Active frames (T, C) -> [(onset, offset, label)] within [0, clip_seconds], sorted by onset.
+
+    Frames are centred (frame i at i x frame_seconds, covering half a frame on each side), so a run of
+    frames [start, end) spans [(start - 1/2), (end - 1/2)) x frame_seconds, clipped to the clip; without
+    ``clip_seconds`` the clip ends at the last frame's centre (whole hops of audio)."""
+    end_of_clip = (len(active) - 1) * frame_seconds if clip_seconds is None else clip_seconds
     gap = int(round(post.merge_gap_seconds / frame_seconds))
     events = []
     for c, label in enumerate(classes):
@@ -95,7 +106,8 @@ def to_events(
             else:
                 merged.append([start, end])
         for start, end in merged:
-            onset, offset = round(start * frame_seconds, 3), round(end * frame_seconds, 3)
+            onset = round(max(0.0, (start - 0.5) * frame_seconds), 3)
+            offset = round(min(end_of_clip, (end - 0.5) * frame_seconds), 3)
             if offset - onset >= post.min_event_seconds and offset > onset:
                 events.append((onset, offset, label))
     return sorted(events, key=lambda e: (e[0], e[1], e[2]))
@@ -107,12 +119,12 @@ def clip_tags(clip_probs: np.ndarray, post, classes=CLASSES) -> list[str]:
 
 
 def postprocess(names: list[str], clip_probs: np.ndarray, frame_probs: np.ndarray, frame_seconds: float,
-                post) -> tuple[Events, dict[str, list[str]]]:  # fmt: skip
+                post, clip_seconds: float | None = None) -> tuple[Events, dict[str, list[str]]]:  # fmt: skip
     """Every clip's events and tags."""
     events, tags = {}, {}
     for i, name in enumerate(names):
         active = decide(frame_probs[i], clip_probs[i], frame_seconds, post)
-        events[name] = to_events(active, frame_seconds, post)
+        events[name] = to_events(active, frame_seconds, post, clip_seconds)
         tags[name] = clip_tags(clip_probs[i], post)
     return events, tags
 
@@ -146,7 +158,7 @@ def evaluate(model, ds, device, post, batch_size: int = 64) -> dict:
     p = np.clip(clip_probs.astype(np.float64), 1e-7, 1 - 1e-7)
     loss = float(-(ds.tags * np.log(p) + (1 - ds.tags) * np.log(1 - p)).mean())
     names = ds.filenames()
-    events, tags = postprocess(names, clip_probs, frame_probs, ds.frame_seconds, post)
+    events, tags = postprocess(names, clip_probs, frame_probs, ds.frame_seconds, post, ds.clip_seconds)
     scores = evaluate_all(ds.events(), events, CLASSES, files=names)
     return {"loss": loss, **headline(scores)}
 
@@ -197,46 +209,70 @@ def read_events(path: str | Path) -> tuple[Events, list[str]]:
     return {n: [tuple(e) for e in c["events"]] for n, c in clips.items()}, list(clips)
 
 
+def predict_dir(exp: Path, split: str, ckpt: str, overrides: tuple[str, ...] = ()) -> Path:
+    """``<exp>/predict_<split>_<ckpt>[_<post key><value>...]``: the name says what made it."""
+    import re
+
+    tag = ckpt
+    if ckpt.endswith(".pt"):
+        p = Path(ckpt)
+        tag = p.stem if p.resolve().parent == (exp / "ckpt").resolve() else f"{p.parent.parent.name}-{p.stem}"
+    for o in overrides:
+        key, _, value = o.partition("=")
+        tag += "_" + re.sub(r"[^A-Za-z0-9._,-]", "", key.removeprefix("post.") + value)
+    return exp / f"predict_{split}_{tag}"
+
+
 def predict(exp: str | Path, feats_dir: str | Path, split: str, ckpt: str = "best", device: str = "auto",
             overrides: tuple[str, ...] = (), overwrite: bool = False,
             show_progress: bool = True) -> dict:  # fmt: skip
-    """Stage 3: events of every clip of a split -> ``<exp>/predict_<split>_<ckpt>/``."""
+    """Stage 3: events of every clip of a split -> ``predict_dir(...)``."""
     from aics.core.config import apply_override
-    from aics.core.io import save_npz, write_json, write_text
+    from aics.core.errors import UserError
+    from aics.core.io import read_json, save_npz, write_json, write_text
     from aics.core.paths import existing_checkpoint
     from aics.core.runtime import pick_device
     from aics.core.stage import begin_stage, mark_done
-    from aics.tasks.sed.data import SedSet, check_features
+    from aics.tasks.sed.data import FEATURES_FILE, SedSet, check_features, clip_list_hash
 
     feats_dir, exp = check_features(feats_dir), Path(exp)
     path = existing_checkpoint(exp, ckpt)
+    for o in overrides:
+        if not o.startswith("post."):
+            raise UserError(f"--set {o}: only post.* settings can change at predict time")
     dev = pick_device(device)
     model, cfg, state = load_model(path, dev)
     for o in overrides:
-        if not o.startswith("post."):
-            from aics.core.errors import UserError
-
-            raise UserError(f"--set {o}: only post.* settings can change at predict time")
         apply_override(cfg, o)
     class_thresholds(cfg.post)
-    ds = SedSet(feats_dir, split)
-    out = exp / f"predict_{split}_{Path(ckpt).stem if ckpt.endswith('.pt') else ckpt}"
+    recorded = read_json(feats_dir / FEATURES_FILE)
+    trained = state["extra"]["features"]
+    if recorded["features"] != trained:
+        changed = sorted(k for k in trained if recorded["features"].get(k) != trained[k])
+        raise UserError(
+            f"{feats_dir}: its features differ from those {path} was trained on ({', '.join(changed)}); "
+            "compute the split's features with the training config"
+        )
+    # the training clips' statistics, whichever features dir the clips come from
+    ds = SedSet(feats_dir, split, mean=state["extra"]["mean"], std=state["extra"]["std"])
+    out = predict_dir(exp, split, ckpt, overrides)
     params = {"data": str(feats_dir.resolve()), "split": split, "ckpt": str(Path(path).resolve()),
               "post": asdict(cfg.post)}  # fmt: skip
     if not begin_stage(out, overwrite, what="predict", params=params):
-        return {"out": str(out)}
+        return {"out": str(out), **read_json(out / "predict.json")}
     clip_probs, frame_probs = probabilities(model, ds, dev, cfg.train.eval_batch_size, show_progress)
     names = ds.filenames()
-    events, tags = postprocess(names, clip_probs, frame_probs, ds.frame_seconds, cfg.post)
+    events, tags = postprocess(names, clip_probs, frame_probs, ds.frame_seconds, cfg.post, ds.clip_seconds)
     write_events(out / "events.tsv", events)
     write_text(
         out / "tags.tsv", "filename\tevent_labels\n" + "".join(f"{n}\t{','.join(tags[n])}\n" for n in names)
     )
     save_npz(out / "probs.npz", clip=clip_probs, frame=frame_probs.astype(np.float16),
              names=np.asarray(names), frame_seconds=np.float64(ds.frame_seconds))  # fmt: skip
-    info = {"split": split, "clips": len(names), "events": sum(map(len, events.values())),
-            "ckpt": str(path), "epoch": state.get("epoch"), "post": asdict(cfg.post),
-            "frame_seconds": ds.frame_seconds, "features": str(feats_dir)}  # fmt: skip
+    info = {"split": split, "clips": len(names), "clip_list_sha256": clip_list_hash(names),
+            "events": sum(map(len, events.values())), "ckpt": str(path), "epoch": state.get("epoch"),
+            "post": asdict(cfg.post), "frame_seconds": ds.frame_seconds,
+            "features": str(feats_dir.resolve())}  # fmt: skip
     write_json(out / "predict.json", info)
     mark_done(out, {"events": info["events"]}, params=params)
     return {"out": str(out), **info}

@@ -82,8 +82,9 @@ class CRNN(nn.Module):
         if self.rnn is not None:
             h, _ = self.rnn(h)  # (B, T', 2 * hidden)
         h = self.drop(h)
-        frame_probs = torch.sigmoid(self.frame_out(h))  # (B, T', C)
-        att = self.attention(h) if self.attention is not None else None
+        # the head in float32: under autocast, half precision would round the clamp below to 0 and 1
+        frame_probs = torch.sigmoid(self.frame_out(h).float())  # (B, T', C)
+        att = self.attention(h).float() if self.attention is not None else None
         clip = pool_clip(frame_probs, self.cfg.pooling, att)
         frames = frame_probs.repeat_interleave(self.time_reduction, dim=1)[:, :T]  # (B, T, C)
         return clip.clamp(1e-7, 1 - 1e-7), frames

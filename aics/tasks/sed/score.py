@@ -26,7 +26,7 @@ from aics.core.errors import UserError
 from aics.core.io import read_json, write_json, write_text
 from aics.core.report import markdown_table
 from aics.core.stage import begin_stage, mark_done, require_done
-from aics.tasks.sed.data import FEATURES_FILE, SedSet, check_features, clip_list_hash
+from aics.tasks.sed.data import SedSet, check_features, clip_list_hash
 from aics.tasks.sed.infer import headline, read_events
 from aics.tasks.sed.labels import CLASSES
 
@@ -99,10 +99,14 @@ def plot_clip(path: Path, feats: np.ndarray, frame_probs: np.ndarray, frame_seco
 
     plt = pyplot()
     T = feats.shape[0]
-    seconds = T * frame_seconds
+    seconds = (T - 0.5) * frame_seconds
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True, gridspec_kw={"height_ratios": [2, 2, 1.5]})
     axes[0].imshow(
-        feats.T, origin="lower", aspect="auto", extent=(0, seconds, 0, feats.shape[1]), cmap="magma"
+        feats.T,
+        origin="lower",
+        aspect="auto",
+        extent=(-frame_seconds / 2, seconds, 0, feats.shape[1]),
+        cmap="magma",
     )
     axes[0].set_ylabel("mel band")
     axes[0].set_title(title)
@@ -120,7 +124,7 @@ def plot_clip(path: Path, feats: np.ndarray, frame_probs: np.ndarray, frame_seco
     handles = [Patch(color="tab:green", label="reference"), Patch(color="tab:orange", label="predicted")]
     axes[1].legend(handles=handles, loc="upper right", fontsize=7)
     axes[1].grid(True, axis="x", alpha=0.3)
-    t = (np.arange(T) + 0.5) * frame_seconds
+    t = np.arange(T) * frame_seconds  # frame centres
     present = sorted({lab for *_, lab in reference} | {lab for *_, lab in estimated}, key=CLASSES.index)
     for label in present:
         axes[2].plot(t, frame_probs[:, CLASSES.index(label)], label=label, linewidth=1)
@@ -140,15 +144,20 @@ def score_prediction(
     feats_dir = check_features(feats_dir)
     info = read_json(pred / "predict.json")
     ds = SedSet(feats_dir, info["split"])
-    if read_json(feats_dir / FEATURES_FILE)["splits"][info["split"]]["kind"] != "strong":
+    if ds.kind != "strong":
         raise UserError(f"{feats_dir}: split {info['split']!r} has no strong labels to score against")
+    names = ds.filenames()
+    if clip_list_hash(names) != info["clip_list_sha256"]:
+        raise UserError(
+            f"{pred}: was predicted on other clips than {feats_dir}'s {info['split']} split; score it with "
+            f"the features dir it was predicted from ({info['features']})"
+        )
+    estimated, _ = read_events(pred / "events.tsv")
+    scores = score_events(ds.events(), estimated, names)
     out = pred / "score"
     params = {"pred": str(pred.resolve()), "data": str(feats_dir.resolve())}
     if not begin_stage(out, overwrite, what="score", params=params):
         return read_json(out / SCORES)
-    estimated, _ = read_events(pred / "events.tsv")
-    names = ds.filenames()
-    scores = score_events(ds.events(), estimated, names)
     scores.update(split=info["split"], ckpt=info["ckpt"], epoch=info.get("epoch"), post=info["post"])
     write_json(out / SCORES, scores)
     title = f"Sound event detection: {Path(info['ckpt']).parent.parent.name}, {info['split']} split"
@@ -165,14 +174,22 @@ def score_prediction(
     return scores
 
 
-def score_files(est: str | Path, ref: str | Path, out: str | Path | None = None) -> dict:
-    """Score a DCASE event list against a strong metadata file (all the reference's clips)."""
+def score_files(
+    est: str | Path, ref: str | Path, out: str | Path | None = None, overwrite: bool = False
+) -> dict:
+    """Score a DCASE event list against a strong metadata file (all the reference's clips); with ``out``,
+    write ``scores.json`` and ``RESULTS.md`` there as a stage."""
+    for path in (est, ref):
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such event list")
     reference, files = read_events(ref)
     estimated, _ = read_events(est)
     scores = score_events(reference, estimated, files)
-    if out:
+    params = {"est": str(Path(est).resolve()), "ref": str(Path(ref).resolve())}
+    if out and begin_stage(out, overwrite, what="score", params=params):
         write_json(Path(out) / SCORES, scores)
         write_text(Path(out) / "RESULTS.md", results_markdown(scores, f"Sound event detection: {est}"))
+        mark_done(out, {"event_f1": scores["headline"]["event_f1"]}, params=params)
     return scores
 
 

@@ -87,6 +87,8 @@ def check_model(cfg: SedConfig, n_mels: int) -> None:
         raise UserError(f"model.dropout={mc.dropout} must be below 1")
     if cfg.augment.mixup_prob > 1:
         raise UserError(f"augment.mixup_prob={cfg.augment.mixup_prob} is a share: 0 to 1")
+    if cfg.augment.mixup and cfg.augment.mixup_alpha <= 0:
+        raise UserError("augment.mixup_alpha must be above 0 for mixup (Beta(alpha, alpha) weights)")
     class_thresholds(cfg.post)
 
 
@@ -104,6 +106,8 @@ def train(cfg: SedConfig, feats_dir: str | Path, exp_dir: str | Path, overwrite:
             )
     if recorded["splits"][cfg.train.valid_set]["kind"] != "strong":
         raise UserError(f"train.valid_set={cfg.train.valid_set!r} has no strong labels; use test or eval")
+    if recorded["splits"][cfg.train.train_set]["kind"] == "unlabelled":
+        raise UserError(f"train.train_set={cfg.train.train_set!r} has no labels; train on weak (or test)")
     cfg.features = from_dict(FeatureConfig, recorded["features"], str(feats_dir / FEATURES_FILE))
     data = data_fingerprint(feats_dir, (FEATURES_FILE, ".done"))
     spec = RunSpec(TASK, to_dict(cfg), data=data, safe=SAFE_ON_RESUME)
@@ -158,6 +162,7 @@ def _fit(cfg: SedConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
             epoch=epoch, batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid": best, "select": tc.select, "parameters": n_params, **metrics_now},
             extra={"features": info["features"], "dim": info["dim"], "classes": list(CLASSES),
+                   "mean": info["mean"], "std": info["std"],
                    "frame_seconds": info["frame_seconds"], "data": spec.data, "meter": meter.state(),
                    "world_size": ctx.world_size},
             rng_per_rank=rng_states(ctx),
@@ -203,7 +208,7 @@ def _fit(cfg: SedConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
             if train_loss is not None:
                 metrics.scalars("train_epoch", step, {"loss": train_loss}, epoch=epoch)
             metrics.scalars("valid", step, valid, epoch=epoch)
-            score = -valid["loss"] if tc.select == "loss" else valid.get(tc.select, -math.inf)
+            score = -valid.get("loss", math.inf) if tc.select == "loss" else valid.get(tc.select, -math.inf)
             score = -math.inf if score is None or math.isnan(score) else score
             is_best = bool(valid) and score > best
             best = max(best, score)

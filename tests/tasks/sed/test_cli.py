@@ -31,7 +31,7 @@ def test_the_commands_chain(aics, dataset, tmp_path):
     out = aics("sed", "predict", "--exp", tmp_path / "exp", "--data", tmp_path / "feats", "--split", "eval",
                "--set", "post.threshold=0.1", "--set", "post.tag_gate=false")  # fmt: skip
     assert "in 4 clips" in out
-    pred = tmp_path / "exp/predict_eval_best"
+    pred = tmp_path / "exp/predict_eval_best_threshold0.1_tag_gatefalse"  # the name says what made it
     assert json.loads((pred / "predict.json").read_text())["post"]["threshold"] == 0.1
     out = aics("sed", "score", "--pred", pred, "--data", tmp_path / "feats", "--plots", 1)
     assert "4 clips: event F1" in out and len(list((pred / "score/clips").glob("*.png"))) == 1
@@ -44,6 +44,18 @@ def test_the_commands_chain(aics, dataset, tmp_path):
     err = aics.error("sed", "predict", "--exp", tmp_path / "exp", "--data", tmp_path / "feats", "--set",
                      "model.pooling=max")  # fmt: skip
     assert "only post.* settings can change" in err
+    # features computed otherwise than the model was trained on, and scoring against other clips
+    aics("sed", "features", "--data", tmp_path / "prep", "--out", tmp_path / "feats32", "--workers", 1,
+         *sets[:-2], "--set", "features.n_mels=32")  # fmt: skip
+    err = aics.error("sed", "predict", "--exp", tmp_path / "exp", "--data", tmp_path / "feats32")
+    assert "its features differ from those" in err and "n_mels" in err
+    aics("sed", "predict", "--exp", tmp_path / "exp", "--data", tmp_path / "feats", "--split", "test")
+    other = tmp_path / "exp/predict_test_best"
+    (other / "predict.json").write_text((other / "predict.json").read_text().replace('"test"', '"eval"', 1))
+    err = aics.error("sed", "score", "--pred", other, "--data", tmp_path / "feats")
+    assert "was predicted on other clips" in err
+    err = aics.error("sed", "train", "--data", tmp_path / "prep", "--exp", tmp_path / "exp2")
+    assert "not an `aics sed features` output" in err or "features stage has not finished" in err
 
 
 def test_missing_clips_are_one_line_naming_them(aics, dataset, tmp_path):

@@ -117,6 +117,28 @@ def test_a_wrong_header_and_a_missing_required_file_are_refused(tmp_path):
         prepare(root, tmp_path / "prep")
 
 
+def test_unreadable_text_and_an_empty_split_are_one_line(tmp_path):
+    root = make_dataset(tmp_path / "ds")
+    (root / METADATA["test"]).write_bytes(b"filename\tonset\toffset\tevent_label\n\xff\xfe\n")
+    with pytest.raises(UserError, match=r"test.csv: not UTF-8 text"):
+        prepare(root, tmp_path / "prep")
+    (root / METADATA["test"]).write_text("filename\tonset\toffset\tevent_label\n")
+    with pytest.raises(UserError, match=r"the test split is empty \(it lists no clip\)"):
+        prepare(root, tmp_path / "prep")
+    assert not (tmp_path / "prep").exists()
+
+
+def test_a_features_dir_of_another_task_is_refused(tmp_path):
+    from aics.core.stage import mark_done
+    from aics.tasks.sed.data import check_features
+
+    (tmp_path / "feats").mkdir()
+    (tmp_path / "feats/features.json").write_text('{"features": {}, "dim": 80, "subsets": {}}')
+    mark_done(tmp_path / "feats")
+    with pytest.raises(UserError, match="is not an `aics sed features` output"):
+        check_features(tmp_path / "feats")
+
+
 def test_a_strong_row_without_events_is_a_clip_without_events(tmp_path):
     path = tmp_path / "test.csv"
     path.write_text("filename\tonset\toffset\tevent_label\nx.wav\t\t\t\ny.wav\t1\t2\tDog\n")
@@ -171,15 +193,23 @@ def test_augmentation_is_seeded_per_clip_and_epoch():
 
 def test_specaugment_masks_and_time_shift_rolls():
     items = _items(n=1)
-    masks = Collate(
-        AugmentConfig(specaugment=True, time_shift=False, freq_masks=1, freq_width=8, time_masks=0), seed=3
+    ac = AugmentConfig(
+        specaugment=True, time_shift=False, freq_masks=1, freq_width=8, time_masks=1, time_width=10
     )
-    _, x, _ = masks(items)
-    zero_bands = (x[0] == 0).all(0)
-    assert 0 <= int(zero_bands.sum()) <= 8
+    _, x, _ = Collate(ac, seed=3)(items)
+    g = np.random.default_rng((3, 0, 0))  # the clip's own stream: the same draws, in the same order
+    w = int(g.integers(0, 9))
+    f0 = int(g.integers(0, 8 - w + 1))
+    wt = int(g.integers(0, 11))
+    t0 = int(g.integers(0, 50 - wt + 1))
+    assert w > 0 and wt > 0  # this seed masks something
+    expected = items[0][1].clone()
+    expected[:, f0 : f0 + w] = 0
+    expected[t0 : t0 + wt] = 0
+    assert torch.equal(x[0], expected)
     shift = Collate(
         AugmentConfig(specaugment=False, time_shift=True, max_shift=0.2), seed=3, frame_seconds=0.01
     )
     _, xs, _ = shift(items)
-    k = next(k for k in range(-20, 21) if torch.equal(torch.roll(items[0][1], k, 0), xs[0]))
-    assert abs(k) <= 20
+    k = int(np.random.default_rng((3, 0, 0)).integers(-20, 21))
+    assert k != 0 and torch.equal(xs[0], torch.roll(items[0][1], k, 0))

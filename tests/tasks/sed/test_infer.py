@@ -33,7 +33,15 @@ def test_frames_to_events_in_seconds():
     post = PostConfig(median_seconds=0.0, tag_gate=False)
     p = _probs(Dog=[(5, 12, 0.9)], Cat=[(0, 3, 0.7), (30, 40, 0.8)])
     events = to_events(decide(p, p.max(0), FS, post), FS, post)
-    assert events == [(0.0, 0.3, "Cat"), (0.5, 1.2, "Dog"), (3.0, 4.0, "Cat")]
+    # centred frames: a run [start, end) spans [start - 1/2, end - 1/2) frames, clipped to the clip
+    assert events == [(0.0, 0.25, "Cat"), (0.45, 1.15, "Dog"), (2.95, 3.9, "Cat")]
+
+
+def test_events_stay_within_the_clip():
+    post = PostConfig(median_seconds=0.0, tag_gate=False)
+    active = np.ones((501, len(CLASSES)), bool)  # 10 s at 20 ms: the last frame is centred at 10.00 s
+    events = to_events(active, 0.02, post, clip_seconds=10.0)
+    assert len(events) == len(CLASSES) and all(e[:2] == (0.0, 10.0) for e in events)
 
 
 def test_median_filter_removes_blips_and_fills_gaps():
@@ -49,7 +57,7 @@ def test_hysteresis_keeps_the_whole_run_that_passes_the_high_threshold():
     p = _probs(Dog=[(2, 10, 0.4), (5, 6, 0.9), (20, 25, 0.4)])
     post = PostConfig(threshold=0.5, low_threshold=0.3, median_seconds=0.0, tag_gate=False)
     events = to_events(decide(p, p.max(0), FS, post), FS, post)
-    assert events == [(0.2, 1.0, "Dog")]  # the 20-25 run never passes 0.5
+    assert events == [(0.15, 0.95, "Dog")]  # the 20-25 run never passes 0.5
 
 
 def test_tag_gate_drops_classes_the_clip_head_rejects():
@@ -58,20 +66,24 @@ def test_tag_gate_drops_classes_the_clip_head_rejects():
     clip[CLASSES.index("Dog")] = 0.8
     post = PostConfig(median_seconds=0.0, tag_gate=True)
     events, tags = postprocess(["x.wav"], clip[None], p[None], FS, post)
-    assert events["x.wav"] == [(0.5, 1.2, "Dog")] and tags["x.wav"] == ["Dog"]
+    assert events["x.wav"] == [(0.45, 1.15, "Dog")] and tags["x.wav"] == ["Dog"]
 
 
 def test_merge_gap_and_min_length():
     p = _probs(Dog=[(5, 8, 0.9), (9, 12, 0.9), (30, 31, 0.9)])
     post = PostConfig(median_seconds=0.0, tag_gate=False, merge_gap_seconds=0.15, min_event_seconds=0.2)
-    assert to_events(decide(p, p.max(0), FS, post), FS, post) == [(0.5, 1.2, "Dog")]
+    assert to_events(decide(p, p.max(0), FS, post), FS, post) == [(0.45, 1.15, "Dog")]
 
 
 def test_per_class_thresholds():
-    post = PostConfig(thresholds=tuple(0.1 * (i + 1) for i in range(len(CLASSES))))
-    assert class_thresholds(post)[2] == pytest.approx(0.3)
+    post = PostConfig(thresholds=tuple(0.05 * (i + 1) for i in range(len(CLASSES))))
+    assert class_thresholds(post)[2] == pytest.approx(0.15)
     with pytest.raises(UserError, match="give one per class"):
         class_thresholds(PostConfig(thresholds=(0.5, 0.5)))
+    with pytest.raises(UserError, match="must lie between 0 and 1"):
+        class_thresholds(PostConfig(threshold=1.5))
+    with pytest.raises(UserError, match="low_threshold=0.6 must be below every threshold"):
+        class_thresholds(PostConfig(threshold=0.5, low_threshold=0.6))
 
 
 def test_event_lists_round_trip_in_the_dcase_format(tmp_path):

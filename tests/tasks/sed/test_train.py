@@ -66,4 +66,8 @@ def test_settings_that_cannot_work_are_one_line(feats, tmp_path):
         train(config(valid_set="weak"), feats, tmp_path / "b")
     with pytest.raises(UserError, match="no split 'dev'"):
         train(config(valid_set="dev"), feats, tmp_path / "c")
-    assert not any((tmp_path / d).exists() for d in "abc")
+    with pytest.raises(UserError, match="mixup_alpha must be above 0"):
+        cfg = config()
+        cfg.augment.mixup_alpha = 0.0
+        train(cfg, feats, tmp_path / "d")
+    assert not any((tmp_path / d).exists() for d in "abcd")
