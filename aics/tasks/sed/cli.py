@@ -76,7 +76,7 @@ def prepare(src, out, allow_missing, overwrite) -> None:
 )
 @overwrite_option
 def features(data, out, conf, overrides, workers, unlabelled, overwrite) -> None:
-    """Log-mel of every clip (float16), and the training split's per-band mean and deviation."""
+    """Log-mel of the labelled clips (float16), and the weak split's per-band mean and deviation."""
     from aics.core.config import load_config
     from aics.tasks.sed.config import SedConfig
     from aics.tasks.sed.data import check_prepared
