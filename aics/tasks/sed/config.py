@@ -79,6 +79,11 @@ class PostConfig:
     median_seconds: float = option(
         0.45, help="median filter on the binarised frame decisions, in seconds (0: none)", min=0.0
     )
+    median_per_class: tuple[float, ...] = option(
+        (),
+        help="per-class median filter lengths in seconds, in the class order (empty: median_seconds for "
+        "every class); long stationary classes often want longer ones",
+    )
     tag_gate: bool = option(
         True, help="only report events of classes whose clip-level probability passes the threshold"
     )

@@ -4,7 +4,8 @@ Usage: aics sed predict --exp exp/sed/crnn_cpu --data data/sed/feats --split eva
 
 Post-processing (the config's ``post`` section, which ``--set post.x=v`` overrides at predict time): each
 class's frame probabilities are binarised with its threshold (or with hysteresis: a run above
-``low_threshold`` that somewhere passes the threshold), median-filtered over ``median_seconds``, optionally
+``low_threshold`` that somewhere passes the threshold), median-filtered over ``median_seconds`` (or the
+class's ``median_per_class``), optionally
 gated by the clip-level decision (``tag_gate``: no event of a class the clip head does not tag), then every
 run of active frames becomes an event ``[start, end)`` in seconds; runs closer than ``merge_gap_seconds``
 are joined and events shorter than ``min_event_seconds`` dropped.
@@ -35,6 +36,13 @@ def class_thresholds(post, n_classes: int = len(CLASSES)) -> np.ndarray:
             f"post.thresholds has {len(post.thresholds)} values; give one per class ({n_classes}: "
             f"{', '.join(CLASSES)}) or none"
         )
+    if post.median_per_class and len(post.median_per_class) != n_classes:
+        raise UserError(
+            f"post.median_per_class has {len(post.median_per_class)} values; give one per class "
+            f"({n_classes}) or none"
+        )
+    if min(post.median_per_class, default=0.0) < 0:
+        raise UserError("post.median_per_class takes lengths in seconds >= 0")
     thr = np.asarray(post.thresholds or [post.threshold] * n_classes, np.float64)
     if not ((thr > 0) & (thr < 1)).all():
         raise UserError(f"post.threshold(s) {thr.tolist()} must lie between 0 and 1")
@@ -79,8 +87,12 @@ def decide(frame_probs: np.ndarray, clip_probs: np.ndarray, frame_seconds: float
     thr = class_thresholds(post, frame_probs.shape[1])
     low = post.low_threshold
     active = hysteresis(frame_probs, thr, low) if low > 0 else frame_probs > thr
-    width = int(round(post.median_seconds / frame_seconds))
-    active = median_filter_binary(active, width + 1 - width % 2)  # odd
+    seconds = np.asarray(post.median_per_class or [post.median_seconds] * active.shape[1], np.float64)
+    widths = np.round(seconds / frame_seconds).astype(int)
+    widths += 1 - widths % 2  # odd
+    for w in np.unique(widths):
+        cols = widths == w
+        active[:, cols] = median_filter_binary(active[:, cols], int(w))
     if post.tag_gate:
         active = active & (clip_probs > thr)[None, :]
     return active

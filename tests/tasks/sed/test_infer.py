@@ -53,6 +53,18 @@ def test_median_filter_removes_blips_and_fills_gaps():
     assert np.array_equal(median_filter_binary(a, 1), a)
 
 
+def test_per_class_median_lengths():
+    p = _probs(Dog=[(5, 6, 0.9), (10, 20, 0.9)], Cat=[(5, 6, 0.9), (10, 20, 0.9)])
+    lengths = [0.0] * len(CLASSES)
+    lengths[CLASSES.index("Cat")] = 0.3  # three frames: the one-frame blip goes, for Cat only
+    post = PostConfig(median_per_class=tuple(lengths), tag_gate=False)
+    events = to_events(decide(p, p.max(0), FS, post), FS, post)
+    assert [e for e in events if e[2] == "Cat"] == [(0.95, 1.95, "Cat")]
+    assert [e for e in events if e[2] == "Dog"] == [(0.45, 0.55, "Dog"), (0.95, 1.95, "Dog")]
+    with pytest.raises(UserError, match="median_per_class has 2 values"):
+        class_thresholds(PostConfig(median_per_class=(0.1, 0.2)))
+
+
 def test_hysteresis_keeps_the_whole_run_that_passes_the_high_threshold():
     p = _probs(Dog=[(2, 10, 0.4), (5, 6, 0.9), (20, 25, 0.4)])
     post = PostConfig(threshold=0.5, low_threshold=0.3, median_seconds=0.0, tag_gate=False)
