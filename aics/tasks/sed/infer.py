@@ -171,7 +171,7 @@ def evaluate(model, ds, device, post, batch_size: int = 64) -> dict:
     loss = float(-(ds.tags * np.log(p) + (1 - ds.tags) * np.log(1 - p)).mean())
     names = ds.filenames()
     events, tags = postprocess(names, clip_probs, frame_probs, ds.frame_seconds, post, ds.clip_seconds)
-    scores = evaluate_all(ds.events(), events, CLASSES, files=names)
+    scores = evaluate_all(ds.events(), events, CLASSES, files=names, estimated_tags=tags)
     return {"loss": loss, **headline(scores)}
 
 

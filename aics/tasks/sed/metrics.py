@@ -539,15 +539,21 @@ def strong_to_tags(events: EventList) -> dict[str, set[str]]:
 
 
 def evaluate_all(
-    reference: EventList, estimated: EventList, classes: Sequence[str], files: Iterable[str] | None = None
+    reference: EventList,
+    estimated: EventList,
+    classes: Sequence[str],
+    files: Iterable[str] | None = None,
+    estimated_tags: TagList | None = None,
 ) -> dict:
     """The three measures with the DCASE2018 task 4 settings: ``{"event_based", "segment_based",
-    "tagging"}`` (200 ms collar and 20 % of the length for offsets, 1 s segments, tags from the events)."""
+    "tagging"}`` (200 ms collar and 20 % of the length for offsets, 1 s segments; the tags are
+    ``estimated_tags``, a system's clip-level decisions, or else the classes of its events)."""
     files = None if files is None else list(files)
+    tags = strong_to_tags(estimated) if estimated_tags is None else estimated_tags
     return {
         "event_based": event_based(
             reference, estimated, classes, files, t_collar=0.2, percentage_of_length=0.2
         ),
         "segment_based": segment_based(reference, estimated, classes, files, time_resolution=1.0),
-        "tagging": tagging(strong_to_tags(reference), strong_to_tags(estimated), classes, files),
+        "tagging": tagging(strong_to_tags(reference), tags, classes, files),
     }

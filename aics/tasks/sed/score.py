@@ -33,8 +33,9 @@ from aics.tasks.sed.labels import CLASSES
 SCORES = "scores.json"
 
 
-def score_events(reference: dict, estimated: dict, files: list[str]) -> dict:
-    """Every score of ``estimated`` against ``reference`` over the clips ``files``."""
+def score_events(reference: dict, estimated: dict, files: list[str], tags: dict | None = None) -> dict:
+    """Every score of ``estimated`` against ``reference`` over the clips ``files``; tagging scores ``tags``
+    (the clip head's decisions) when given, else the classes of each clip's events."""
     from aics.tasks.sed.metrics import evaluate_all
 
     unknown = sorted(set(estimated) - set(files))
@@ -43,13 +44,20 @@ def score_events(reference: dict, estimated: dict, files: list[str]) -> dict:
             f"the predicted events name {len(unknown)} clip(s) that are not in the reference ({unknown[0]}, "
             "...); score the split they were predicted for"
         )
-    scores = evaluate_all(reference, estimated, CLASSES, files=files)
+    scores = evaluate_all(reference, estimated, CLASSES, files=files, estimated_tags=tags)
     return {
         "headline": headline(scores),
+        "tags_from": "clip head" if tags is not None else "events",
         "clips": len(files),
         "clip_list_sha256": clip_list_hash(files),
         **scores,
     }
+
+
+def read_tags(path: Path) -> dict[str, set[str]]:
+    """``tags.tsv`` as ``aics sed predict`` writes it: filename -> the clip head's tags."""
+    rows = path.read_text(encoding="utf-8").splitlines()[1:]
+    return {n: {t for t in tags.split(",") if t} for n, _, tags in (r.partition("\t") for r in rows)}
 
 
 def per_class_rows(scores: dict) -> list[list]:
@@ -87,7 +95,8 @@ def results_markdown(scores: dict, title: str, note: str = "") -> str:
     return (
         f"# {title}\n\n{note}{head}\nF1 in %, error rates as fractions. Event-based: sed_eval's DCASE2018 "
         "settings (200 ms onset collar, offset collar max(200 ms, 20 % of the event)); segment-based: 1 s "
-        f"segments; tagging: clip-level tags. Clip list SHA-256 `{scores['clip_list_sha256']}`.\n\n"
+        f"segments; tagging: clip-level tags (from the {scores['tags_from']}). Clip list SHA-256 "
+        f"`{scores['clip_list_sha256']}`.\n\n"
         f"## Per class\n\n{table}"
     )
 
@@ -153,7 +162,7 @@ def score_prediction(
             f"the features dir it was predicted from ({info['features']})"
         )
     estimated, _ = read_events(pred / "events.tsv")
-    scores = score_events(ds.events(), estimated, names)
+    scores = score_events(ds.events(), estimated, names, read_tags(pred / "tags.tsv"))
     out = pred / "score"
     params = {"pred": str(pred.resolve()), "data": str(feats_dir.resolve())}
     if not begin_stage(out, overwrite, what="score", params=params):

@@ -38,7 +38,12 @@ def test_the_commands_chain(aics, dataset, tmp_path):
     # any event list against any strong metadata file, no model
     out = aics("sed", "score", "--est", pred / "events.tsv", "--ref", dataset / METADATA["eval"], "--out",
                tmp_path / "files")  # fmt: skip
-    assert json.loads((tmp_path / "files/scores.json").read_text())["clips"] == 4
+    from_files = json.loads((tmp_path / "files/scores.json").read_text())
+    assert from_files["clips"] == 4 and from_files["tags_from"] == "events"
+    # the predict dir's tagging score is the clip head's (tags.tsv), not the events' classes
+    scored = json.loads((pred / "score/scores.json").read_text())
+    assert scored["tags_from"] == "clip head"
+    assert scored["event_based"] == from_files["event_based"]
     table = aics("sed", "report", tmp_path / "exp")
     assert "| exp | eval | 4 |" in table
     err = aics.error("sed", "predict", "--exp", tmp_path / "exp", "--data", tmp_path / "feats", "--set",
