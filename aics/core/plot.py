@@ -27,6 +27,21 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     return Path(path)
 
 
+def save_training_curves(
+    exps: list[Path], panels: list[tuple[str, str, str, float]], path: str | Path, train_title: str
+) -> Path | None:
+    """``training_curves`` with a legend on every panel that has lines, saved to ``path`` (None when no
+    experiment has a ``log/metrics.jsonl``)."""
+    made = training_curves(exps, panels, train_title=train_title)
+    if made is None:
+        return None
+    fig, axes = made
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
 def training_curves(
     exps: list[Path], panels: list[tuple[str, str, str, float]], train_title: str = "train loss"
 ):

@@ -17,6 +17,13 @@ def fmt(value: object, digits: int = 2) -> str:
     return str(value)
 
 
+def rows_table(rows: Sequence[dict], digits: int = 2) -> str:
+    """Dicts as one table: the union of their keys as columns (first seen first), blanks where a row lacks
+    one."""
+    headers = list(dict.fromkeys(k for r in rows for k in r))
+    return markdown_table(headers, [[r.get(h, "") for h in headers] for r in rows], digits)
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 2) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     for row in rows:

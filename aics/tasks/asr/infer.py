@@ -23,7 +23,7 @@ from aics.core.errors import UserError
 from aics.core.io import read_json, write_json, write_jsonl, write_text
 from aics.core.log import get_logger, progress
 from aics.core.paths import resolve_checkpoint as resolve_ckpt
-from aics.core.report import markdown_table
+from aics.core.report import rows_table
 from aics.tasks.asr.data import Collate, FeatureSet, features_of, units_text
 from aics.tasks.asr.metrics import edit_ops
 from aics.tasks.asr.model import BLANK, DFCNN, build_model
@@ -345,8 +345,7 @@ def report(exps: list[str], out: str | None = None) -> str:
         raise UserError(
             "none of these experiments has decode_*/scores.json or judge_*/scores.json; run `aics asr decode`"
         )
-    headers = list(dict.fromkeys(k for r in rows for k in r))
-    table = markdown_table(headers, [[r.get(h, "") for h in headers] for r in rows], digits=2)
+    table = rows_table(rows)
     if out:
         write_text(out, table)
         plot_curves([Path(e) for e in exps], Path(out).with_name("curves.png"))
@@ -355,14 +354,7 @@ def report(exps: list[str], out: str | None = None) -> str:
 
 def plot_curves(exps: list[Path], path: Path) -> Path | None:
     """Train and valid CTC loss, and the valid unit error rate per epoch of every trained experiment."""
-    from aics.core.plot import save_figure, training_curves
+    from aics.core.plot import save_training_curves
 
     panels = [("valid", "loss", "valid CTC loss", 1.0), ("valid", "uer", "valid unit error rate (%)", 100.0)]
-    made = training_curves(exps, panels, train_title="train CTC loss")
-    if made is None:
-        return None
-    fig, axes = made
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return save_training_curves(exps, panels, path, train_title="train CTC loss")

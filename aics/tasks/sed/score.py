@@ -24,7 +24,7 @@ import numpy as np
 
 from aics.core.errors import UserError
 from aics.core.io import read_json, write_json, write_text
-from aics.core.report import markdown_table
+from aics.core.report import markdown_table, rows_table
 from aics.core.stage import begin_stage, mark_done, require_done
 from aics.tasks.sed.data import SedSet, check_features, clip_list_hash
 from aics.tasks.sed.infer import headline, read_events
@@ -221,8 +221,7 @@ def report(exps: list[str], out: str | None = None) -> str:
     rows = [r for e in exps for r in summarise(Path(e))]
     if not rows:
         raise UserError("none of these experiments has predict_*/score/scores.json; run `aics sed score`")
-    headers = list(dict.fromkeys(k for r in rows for k in r))
-    table = markdown_table(headers, [[r.get(h, "") for h in headers] for r in rows], digits=2)
+    table = rows_table(rows)
     if out:
         write_text(out, table)
         plot_curves([Path(e) for e in exps], Path(out).with_name("curves.png"))
@@ -231,15 +230,8 @@ def report(exps: list[str], out: str | None = None) -> str:
 
 def plot_curves(exps: list[Path], path: Path) -> Path | None:
     """Train loss per step; valid clip BCE and event / tagging F1 per epoch of every experiment."""
-    from aics.core.plot import save_figure, training_curves
+    from aics.core.plot import save_training_curves
 
     panels = [("valid", "loss", "valid clip BCE", 1.0), ("valid", "event_f1", "valid event F1 (%)", 100.0),
               ("valid", "tag_f1", "valid tagging F1 (%)", 100.0)]  # fmt: skip
-    made = training_curves(exps, panels, train_title="train clip BCE")
-    if made is None:
-        return None
-    fig, axes = made
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return save_training_curves(exps, panels, path, train_title="train clip BCE")

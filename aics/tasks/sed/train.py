@@ -31,10 +31,12 @@ from aics.core.trainloop import (
     check_finite_loss,
     data_fingerprint,
     finish,
+    param_groups,
     resume,
     rng_states,
     seed_ranks,
     session,
+    warmup_cosine,
 )
 from aics.tasks.sed.config import FeatureConfig, SedConfig
 from aics.tasks.sed.data import FEATURES_FILE, Collate, SedSet, check_features
@@ -44,22 +46,6 @@ from aics.tasks.sed.model import build_model, parameter_count
 
 TASK = "sed"
 SAFE_ON_RESUME = ("train.eval_batch_size",)
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def warmup_cosine(optimizer, warmup: int, total: int, min_ratio: float):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        done = min(1.0, (step - warmup) / max(1, total - warmup))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * done))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def clip_loss(clip_probs: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:

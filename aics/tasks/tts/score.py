@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aics.core.errors import UserError
 from aics.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
-from aics.core.report import markdown_table
+from aics.core.report import rows_table
 from aics.core.stage import begin_stage, mark_done, require_done
 
 SCORES = "scores.json"
@@ -128,9 +128,7 @@ def _row(s: dict) -> dict:
 
 
 def results_table(scores: list[dict]) -> str:
-    rows = [_row(s) for s in scores]
-    headers = list(dict.fromkeys(k for r in rows for k in r))
-    return markdown_table(headers, [[r.get(h, "") for h in headers] for r in rows], digits=2)
+    return rows_table([_row(s) for s in scores])
 
 
 def report(exps: list[str], out: str | None = None) -> str:
