@@ -639,6 +639,66 @@ def sed_quality(variants: str = "augment,no_augment,augment_mixup,attention,max,
         shutil.rmtree(work, ignore_errors=True)
 
 
+def caption_quality(schedules: str = "none linear inverse_sigmoid", beams: str = "1 3") -> dict:
+    """The captioning recipe on this CPU (recipes/caption, conf/cpu.yaml: 3,000 synthetic training images,
+    15 epochs on one thread each, the fixed CPU budget): test CIDEr-D, BLEU-4, METEOR and ROUGE-L of each
+    scheduled-sampling schedule decoded greedily and with beam search, the images/s of each decode and the
+    CPU minutes each training took."""
+    import os
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="aics-bench-caption-"))
+    data, exp = work / "data", work / "exp"
+    recipe = ["bash", str(ROOT / "recipes/caption/run.sh"), "--data", str(data), "--exp", str(exp),
+              "--schedules", schedules, "--beams", beams]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AICS_PROGRESS": "0"}
+    out: dict = {}
+    try:
+        subprocess.run([*recipe, "--stop-stage", "1"], check=True, cwd=ROOT, env=env)
+        for s in schedules.split():
+            c0, t0 = _child_cpu(), time.time()
+            subprocess.run([*recipe, "--stage", "2", "--stop-stage", "2", "--schedules", s], check=True,
+                           cwd=ROOT, env=env)  # fmt: skip
+            cpu_min, wall_min = (_child_cpu() - c0) / 60, (time.time() - t0) / 60
+            subprocess.run([*recipe, "--stage", "3", "--schedules", s], check=True, cwd=ROOT, env=env)
+            for d in sorted((exp / f"sat_{s}").glob("decode_test_*")):
+                sc = json.loads((d / "score/scores.json").read_text())
+                key = f"{s} {d.name.removeprefix('decode_test_')}"
+                out[key] = {m: round(100 * v, 2) for m, v in sc["scores"].items()}
+                out[key].update({"images_per_s": sc["images_per_s"], "train_cpu_min": round(cpu_min, 2),
+                                 "train_wall_min": round(wall_min, 2)})  # fmt: skip
+                print(f"caption_quality {key}: {json.dumps(out[key])}", flush=True)
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def caption_decode_speed(images: int = 64) -> dict:
+    """Images/s of greedy and beam-3 decoding with the CPU preset's Show, Attend and Tell (112 x 112 images,
+    87 words), untrained so that every caption runs the full 20 steps: the most work a decode can take."""
+    import torch
+
+    from aics.tasks.caption.model import Captioner, CaptionerConfig
+
+    torch.manual_seed(0)
+    model = Captioner(CaptionerConfig(vocab_size=87)).eval()
+    with torch.no_grad():
+        model.out.bias[2] = -1e4  # <end> never wins: full-length captions
+    x = torch.randn(images, 3, 112, 112)
+    out = {}
+    t = time.perf_counter()
+    for lo in range(0, images, 32):
+        model.greedy(x[lo : lo + 32], 1, 2, 20)
+    out["greedy"] = {"images_per_s": round(images / (time.perf_counter() - t), 1)}
+    for beam in (3, 5):
+        t = time.perf_counter()
+        for i in range(images // 4):
+            model.beam_search(x[i], 1, 2, 20, beam)
+        out[f"beam{beam}"] = {"images_per_s": round(images // 4 / (time.perf_counter() - t), 1)}
+    return out
+
+
 def _child_cpu() -> float:
     """CPU seconds of finished child processes (user + system)."""
     import os
@@ -663,6 +723,8 @@ BENCHES = {
     "tts_speed": tts_speed,
     "sed_feature_speed": sed_feature_speed,
     "sed_quality": sed_quality,
+    "caption_quality": caption_quality,
+    "caption_decode_speed": caption_decode_speed,
 }
 
 

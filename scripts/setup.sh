@@ -8,7 +8,8 @@
 #
 # On Debian/Ubuntu it also installs the speech synthesizers the speech lab builds its offline corpora with
 # (flite, festival with three voices, espeak-ng) and the recorded sounds the sound event lab mixes
-# (sound-theme-freedesktop, alsa-utils), through apt-get as root or with sudo; AICS_APT=0 skips
+# (sound-theme-freedesktop, alsa-utils), and a Java runtime for the captioning lab's scorers when there is
+# no java, through apt-get as root or with sudo; AICS_APT=0 skips
 # that. AICS_MBROLA=1 adds the mbrola voices, which need Debian's contrib/non-free components enabled.
 set -euo pipefail
 
@@ -26,6 +27,8 @@ py="$venv/bin/python"
 
 apt_packages=(flite espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   sound-theme-freedesktop alsa-utils)
+# The captioning lab's scorers (pycocoevalcap's PTB tokenizer, METEOR, SPICE) run on Java: any JRE will do.
+command -v java >/dev/null 2>&1 || apt_packages+=(default-jre-headless)
 [ "${AICS_MBROLA:-0}" = 1 ] && apt_packages+=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -41,11 +44,11 @@ if [ "${AICS_APT:-1}" != 0 ] && [ ${#missing[@]} -gt 0 ]; then
     as_root="sudo -n env"
   fi
   if [ -n "$as_root" ]; then
-    echo "setup: installing speech synthesizers and sounds: ${missing[*]}"
+    echo "setup: installing the labs' system packages: ${missing[*]}"
     $as_root DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $as_root DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup: warning: the speech and sound labs need: sudo apt-get install ${missing[*]} (no root here; skipped)" >&2
+    echo "setup: warning: the speech, sound and captioning labs need: sudo apt-get install ${missing[*]} (no root here; skipped)" >&2
   fi
 fi
 

@@ -311,6 +311,24 @@ def after_step(
     return False
 
 
+def close_epoch(
+    ckpts: CheckpointDir, payload: dict, ctx: DistContext, stop, epoch: int, is_best: bool, line: str
+) -> None:
+    """What every trainer does once an epoch is scored: the main rank saves the epoch's checkpoint (and
+    ``best.pt`` when ``is_best``) and logs ``line``, the epoch's summary; then every rank waits, and all stop
+    together (KeyboardInterrupt) when a signal reached any of them during the epoch. ``payload`` is built on
+    every rank (it gathers their RNG states)."""
+    from aics.core.dist import barrier
+
+    if ctx.is_main:
+        ckpts.save(payload, epoch_end=True, is_best=is_best)
+        get_logger().info(line)
+    barrier(ctx)
+    if any_rank(stop.requested, ctx):
+        get_logger().info(f"interrupted after epoch {epoch}; rerun the same command to resume")
+        raise KeyboardInterrupt
+
+
 def check_finite_loss(value: float, step: int, scaler, ckpts: CheckpointDir, ctx: DistContext) -> None:
     """Stop, on every rank at once, before an update with a non-finite loss (which would turn every weight
     into NaN), in one line naming the last saved state. Not with fp16's scaler: it skips such steps itself."""

@@ -28,6 +28,7 @@ max_words=24                 # synthetic corpus: longest sentence in words
 valid_frac=0.03              # share of the utterances in the valid filelist
 test_frac=0.05               # share in the test filelist
 name=tacotron2               # experiment name under $exp
+init=""                      # stage 2: start from these Tacotron2 weights (train.init), e.g. with conf/cpu_more.yaml
 data=data/tts
 exp=exp/tts
 waveglow=false               # stage 3: train a WaveGlow (conf/waveglow_cpu.yaml; waveglow_base.yaml on a GPU)
@@ -73,8 +74,10 @@ fi
 
 if run_stage 2; then
   log "Stage 2: train Tacotron2 -> $exp/$tag"
-  launch "$ngpu" tts train --data "$feats" --exp "$exp/$tag" "${confs[@]}" --device "$device" \
-    --set "train.seed=$seed" "${ow[@]}"
+  sets=(--set "train.seed=$seed")
+  [ -z "$init" ] || sets+=(--set "train.init=$init")
+  launch "$ngpu" tts train --data "$feats" --exp "$exp/$tag" "${confs[@]}" --device "$device" "${sets[@]}" \
+    "${ow[@]}"
 fi
 
 if run_stage 3 && [ "$waveglow" = true ]; then

@@ -21,7 +21,7 @@ from torch.utils.data import Subset
 
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import from_dict, save_config, to_dict
-from aics.core.dist import DistContext, any_rank, barrier, wrap_model
+from aics.core.dist import DistContext, wrap_model
 from aics.core.errors import UserError
 from aics.core.io import read_json
 from aics.core.loader import LengthGroupedSampler, build_loader
@@ -30,6 +30,7 @@ from aics.core.runtime import StopSignal, autocast, clipped_step, grad_scaler
 from aics.core.trainloop import (
     RunSpec,
     after_step,
+    close_epoch,
     data_fingerprint,
     finish,
     param_groups,
@@ -182,20 +183,16 @@ def _fit(cfg: AsrConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
             metrics.scalars("valid", step, shown, epoch=epoch)
             is_best = bool(valid) and valid["uer"] < best
             best = min(best, valid.get("uer", math.inf))
-            payload = checkpoint({"valid": shown})
+            line = ""
             if ctx.is_main:
-                ckpts.save(payload, epoch_end=True, is_best=is_best)
                 parts = [f"train loss {train_loss:.3f}"] if train_loss is not None else []
                 parts.append(f"valid loss {valid['loss']:.3f}, {valid['uer_name']} {100 * valid['uer']:.2f}%")
                 if "wer" in valid:
                     parts.append(f"WER {100 * valid['wer']:.2f}%")
                 parts.append(f"lr {optimizer.param_groups[0]['lr']:.2e}")
                 parts.append(f"{meter.rate('frames'):,.0f} frames/s" + (" *best*" if is_best else ""))
-                log.info(f"epoch {epoch}/{tc.epochs} step {step}: " + ", ".join(parts))
-            barrier(ctx)
-            if any_rank(stop.requested, ctx):
-                log.info(f"interrupted after epoch {epoch}; rerun the same command to resume")
-                raise KeyboardInterrupt
+                line = f"epoch {epoch}/{tc.epochs} step {step}: " + ", ".join(parts)
+            close_epoch(ckpts, checkpoint({"valid": shown}), ctx, stop, epoch, is_best, line)
     finish(exp, spec, ctx, {"step": step, "epoch": epoch, "reason": "all epochs done",
                             "frames_per_s": round(meter.rate("frames"), 1)})  # fmt: skip
     return valid

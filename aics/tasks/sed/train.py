@@ -19,7 +19,7 @@ import torch
 
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import from_dict, save_config, to_dict
-from aics.core.dist import DistContext, any_rank, barrier, wrap_model
+from aics.core.dist import DistContext, wrap_model
 from aics.core.errors import UserError
 from aics.core.io import read_json
 from aics.core.loader import EpochBatchSampler, build_loader
@@ -29,6 +29,7 @@ from aics.core.trainloop import (
     RunSpec,
     after_step,
     check_finite_loss,
+    close_epoch,
     data_fingerprint,
     finish,
     param_groups,
@@ -198,9 +199,8 @@ def _fit(cfg: SedConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
             score = -math.inf if score is None or math.isnan(score) else score
             is_best = bool(valid) and score > best
             best = max(best, score)
-            payload = checkpoint({"valid": valid})
+            line = ""
             if ctx.is_main:
-                ckpts.save(payload, epoch_end=True, is_best=is_best)
                 parts = [f"train loss {train_loss:.4f}"] if train_loss is not None else []
                 parts.append(
                     f"valid loss {valid['loss']:.4f}, event F1 {100 * valid['event_f1']:.2f}%, segment F1 "
@@ -208,11 +208,8 @@ def _fit(cfg: SedConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Path, 
                 )
                 parts.append(f"lr {optimizer.param_groups[0]['lr']:.2e}")
                 parts.append(f"{meter.rate('clips'):,.1f} clips/s" + (" *best*" if is_best else ""))
-                log.info(f"epoch {epoch}/{tc.epochs} step {step}: " + ", ".join(parts))
-            barrier(ctx)
-            if any_rank(stop.requested, ctx):
-                log.info(f"interrupted after epoch {epoch}; rerun the same command to resume")
-                raise KeyboardInterrupt
+                line = f"epoch {epoch}/{tc.epochs} step {step}: " + ", ".join(parts)
+            close_epoch(ckpts, checkpoint({"valid": valid}), ctx, stop, epoch, is_best, line)
     finish(exp, spec, ctx, {"step": step, "epoch": epoch, "reason": "all epochs done",
                             "clips_per_s": round(meter.rate("clips"), 2)})  # fmt: skip
     return valid

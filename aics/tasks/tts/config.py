@@ -96,6 +96,12 @@ class TrainConfig(RunOptions):
     max_frames: int = option(
         0, help="skip training utterances with more mel frames than this (0: keep all)", min=0
     )
+    init: str = option(
+        "",
+        help="start from these Tacotron2 weights (an aics checkpoint, a voice .safetensors or NVIDIA's "
+        "checkpoint, of this model's sizes) with a fresh optimizer and learning-rate schedule: fine-tune "
+        "or go on with a new schedule (empty: random init)",
+    )
     num_workers: int = option(0, help="DataLoader worker processes (mels are precomputed)", min=0)
     keep_epochs: int = option(2, help="keep only the newest N epoch-NNN.pt files (0: keep all)", min=0)
     log_every: int = option(20, help="log the train loss every N steps", min=1)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from aics.core.ckpt import CheckpointDir, training_state
 from aics.core.config import save_config, to_dict
-from aics.core.dist import DistContext, any_rank, barrier, wrap_model
+from aics.core.dist import DistContext, wrap_model
 from aics.core.errors import UserError
 from aics.core.loader import LengthGroupedSampler, build_loader
 from aics.core.log import MetricsLogger, RunMeter, get_logger, progress
@@ -34,6 +34,7 @@ from aics.core.trainloop import (
     RunSpec,
     after_step,
     check_finite_loss,
+    close_epoch,
     data_fingerprint,
     finish,
     resume,
@@ -92,6 +93,26 @@ def anneal_factor(epoch: int, step: int, anneal_epochs, factor: float, warmup: i
     passed = sum(epoch >= e for e in anneal_epochs)
     ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
     return factor**passed * ramp
+
+
+def init_weights(model: Tacotron2, path: str | Path) -> None:
+    """Copy a Tacotron2's weights into ``model`` (``train.init``), or one line naming what does not fit."""
+    from aics.tasks.tts.importer import key_report, read_checkpoint
+
+    if not Path(path).is_file():
+        raise UserError(f"train.init={path}: no such file; give a Tacotron2 checkpoint or voice file")
+    imp = read_checkpoint(path, "tacotron2")
+    report = key_report(model, imp.state_dict)
+    if not report.ok:
+        raise UserError(
+            f"train.init={path}: its weights do not fit this config's model ({report.summary()}); use the "
+            "model sizes it was trained with"
+        )
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if k in imp.state_dict:
+                v.copy_(imp.state_dict[k].to(v.dtype))
+    get_logger().info(f"weights from {path} ({imp.layout}); fresh optimizer and learning-rate schedule")
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -217,6 +238,8 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
     step = epoch = batch_in_epoch = 0
     best = math.inf
     ckpt = resume(ckpts, spec, model, optimizer, None, scaler, ctx)
+    if ckpt is None and tc.init:
+        init_weights(model, tc.init)
     if ckpt is not None:
         step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         best = ckpt["metrics"].get("best_valid_loss", math.inf)
@@ -302,9 +325,8 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
             metrics.scalars("valid", step, valid, epoch=epoch)
             is_best = bool(valid) and valid["loss"] < best
             best = min(best, valid.get("loss", math.inf))
-            payload = checkpoint({"valid": valid})
+            line = ""
             if ctx.is_main:
-                ckpts.save(payload, epoch_end=True, is_best=is_best)
                 parts_text = [f"train loss {train_loss:.4f}"] if train_loss is not None else []
                 parts_text.append(
                     f"valid loss {valid['loss']:.4f} (mel {valid['mel']:.4f}, gate {valid['gate']:.4f}, "
@@ -312,11 +334,8 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
                 )
                 parts_text.append(f"lr {optimizer.param_groups[0]['lr']:.2e}")
                 parts_text.append(f"{meter.rate('frames'):,.0f} frames/s" + (" *best*" if is_best else ""))
-                log.info(f"epoch {epoch}/{tc.epochs} step {step}: " + ", ".join(parts_text))
-            barrier(ctx)
-            if any_rank(stop.requested, ctx):
-                log.info(f"interrupted after epoch {epoch}; rerun the same command to resume")
-                raise KeyboardInterrupt
+                line = f"epoch {epoch}/{tc.epochs} step {step}: " + ", ".join(parts_text)
+            close_epoch(ckpts, checkpoint({"valid": valid}), ctx, stop, epoch, is_best, line)
     finish(exp, spec, ctx, {"step": step, "epoch": epoch, "reason": "all epochs done",
                             "frames_per_s": round(meter.rate("frames"), 1)})  # fmt: skip
     return valid

@@ -219,6 +219,22 @@ def test_an_interrupted_run_resumes_to_the_same_weights(feats, trained, tmp_path
         assert torch.equal(a["model"][k], b["model"][k]), f"{k} differs after the resume"
 
 
+def test_train_init_starts_from_given_weights_and_refuses_other_sizes(feats, trained, tmp_path):
+    start = load_checkpoint(trained / "ckpt" / "last.pt")
+    exp = tmp_path / "more"
+    train(cfg("train.epochs=1", "train.lr=0", f"train.init={trained / 'ckpt' / 'last.pt'}"), feats, exp)
+    ck = load_checkpoint(exp / "ckpt" / "last.pt")
+    assert ck["step"] > 0 and ck["epoch"] == 1  # a fresh run: its own steps, not the source's
+    weights = [k for k in start["model"] if "running_" not in k and "num_batches" not in k]  # BN stats move
+    assert len(weights) > 20
+    for k in weights:
+        assert torch.equal(start["model"][k], ck["model"][k]), f"{k} was not copied (lr 0 keeps it)"
+    with pytest.raises(UserError, match=r"train\.init=.*mis-shaped.*prenet"):
+        train(cfg("model.prenet_dim=8", f"train.init={trained / 'ckpt' / 'last.pt'}"), feats, tmp_path / "x")
+    with pytest.raises(UserError, match=r"train\.init=.*no such file"):
+        train(cfg(f"train.init={tmp_path / 'absent.pt'}"), feats, tmp_path / "y")
+
+
 def test_a_training_checkpoint_synthesises_through_the_cli(trained, tmp_path, aics):
     out = aics("tts", "Hello there.", "-o", tmp_path / "x.wav", "--tacotron2", trained / "ckpt" / "best.pt",
                "--max-decoder-steps", "20")  # fmt: skip
