@@ -144,14 +144,19 @@ def decode(
 @overwrite_option
 def score(decode_dir, data, corenlp, examples, overwrite) -> None:
     """BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, SPICE, SPIDEr; the best and worst captions under each."""
-    from aics.tasks.caption.score import headline
+    from aics.tasks.caption.score import example_lines, headline
     from aics.tasks.caption.score import score as run
 
     r = run(decode_dir, data, corenlp, examples, overwrite=overwrite)
     click.echo(f"{r['images']} images: {headline(r)}")
+    reasons: dict[str, list[str]] = {}
     for k, why in r["unavailable"].items():
-        click.echo(f"  {k}: {why}")
-    click.echo(f"  best and worst captions: {r['decode']}/score/examples.md")
+        reasons.setdefault(why, []).append(k)
+    for why, names in reasons.items():
+        click.echo(f"  {', '.join(names)}: {why}")
+    for line in example_lines(r):
+        click.echo(f"  {line}")
+    click.echo(f"  best and worst captions with their references: {r['decode']}/score/examples.md")
 
 
 cli.add_command(

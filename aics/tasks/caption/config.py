@@ -26,6 +26,19 @@ class ModelConfig:
         help="output channels of each conv stage of the CNN encoder trained here (two 3x3 conv + BatchNorm + "
         "ReLU; every stage but the last halves the resolution)",
     )
+    encoder: str = option(
+        "cnn",
+        help="the image encoder: cnn (the CNN of encoder_channels, trained here) or a ResNet with "
+        "torchvision's layout (resnet18, resnet34, resnet50, resnet101, resnet152; its ImageNet weights from "
+        "encoder_weights, images normalised with ImageNet's mean and deviation)",
+        choices=("cnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"),
+    )
+    encoder_weights: str = option(
+        "", help="a torchvision ResNet state dict (.pth or .safetensors) for encoder; empty: random init"
+    )
+    freeze_encoder: bool = option(
+        False, help="keep the encoder's weights and BatchNorm statistics as loaded; train only the decoder"
+    )
     grid: int = option(
         14, help="the encoder's feature map is average-pooled to grid x grid positions to attend over", min=1
     )

@@ -24,6 +24,8 @@ class CaptionerConfig:
     decoder_dim: int = 256
     dropout: float = 0.3
     gate: bool = True
+    encoder: str = "cnn"
+    freeze_encoder: bool = False
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -33,24 +35,40 @@ def conv_bn(cin: int, cout: int) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """Conv stages (two 3x3 conv-BN-ReLU; a 2x2 max pool after every stage but the last), then an adaptive
-    average pool to a grid x grid map: (B, 3, S, S) -> (B, P, C)."""
+    """The CNN trained here (``name`` "cnn"): conv stages (two 3x3 conv-BN-ReLU; a 2x2 max pool after every
+    stage but the last); or a ResNet trunk with torchvision's names (``name`` "resnet18" ... "resnet152",
+    aics.tasks.caption.backbone) for the ImageNet weights a user supplies. Then an adaptive average pool to a
+    grid x grid map: (B, 3, S, S) -> (B, P, C). A ``frozen`` encoder keeps its weights and its BatchNorm
+    statistics (it stays in eval mode while the decoder trains)."""
 
-    def __init__(self, channels: tuple[int, ...], grid: int):
+    def __init__(self, channels: tuple[int, ...], grid: int, name: str = "cnn", frozen: bool = False):
         super().__init__()
-        stages, cin = [], 3
-        for k, c in enumerate(channels):
-            layers = [conv_bn(cin, c), conv_bn(c, c)]
-            if k < len(channels) - 1:
-                layers.append(nn.MaxPool2d(2))
-            stages.append(nn.Sequential(*layers))
-            cin = c
-        self.stages = nn.Sequential(*stages)
+        if name == "cnn":
+            stages, cin = [], 3
+            for k, c in enumerate(channels):
+                layers = [conv_bn(cin, c), conv_bn(c, c)]
+                if k < len(channels) - 1:
+                    layers.append(nn.MaxPool2d(2))
+                stages.append(nn.Sequential(*layers))
+                cin = c
+            self.stages = nn.Sequential(*stages)
+        else:
+            from aics.tasks.caption.backbone import ResNetTrunk
+
+            self.trunk = ResNetTrunk(name)
+            cin = self.trunk.out_channels
         self.pool = nn.AdaptiveAvgPool2d(grid)
         self.out_channels = cin
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        return super().train(mode and not self.frozen)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.stages(images))  # (B, C, grid, grid)
+        body = self.stages if hasattr(self, "stages") else self.trunk
+        x = self.pool(body(images))  # (B, C, grid, grid)
         return x.flatten(2).transpose(1, 2)  # (B, P, C)
 
 
@@ -92,7 +110,7 @@ class Captioner(nn.Module):
     def __init__(self, cfg: CaptionerConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg.encoder_channels, cfg.grid)
+        self.encoder = Encoder(cfg.encoder_channels, cfg.grid, cfg.encoder, cfg.freeze_encoder)
         c = self.encoder.out_channels
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
         self.attention = SoftAttention(c, cfg.decoder_dim, cfg.attention_dim)
@@ -234,7 +252,8 @@ class Captioner(nn.Module):
 def captioner_config(mc, vocab_size: int) -> CaptionerConfig:
     return CaptionerConfig(vocab_size=vocab_size, encoder_channels=tuple(mc.encoder_channels), grid=mc.grid,
                            embed_dim=mc.embed_dim, attention_dim=mc.attention_dim, decoder_dim=mc.decoder_dim,
-                           dropout=mc.dropout, gate=mc.gate)  # fmt: skip
+                           dropout=mc.dropout, gate=mc.gate, encoder=mc.encoder,
+                           freeze_encoder=mc.freeze_encoder)  # fmt: skip
 
 
 def caption_loss(logits: torch.Tensor, alphas: torch.Tensor, captions: torch.Tensor, lengths: torch.Tensor,

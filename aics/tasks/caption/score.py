@@ -130,6 +130,18 @@ def headline(record: dict) -> str:
     return ", ".join(parts)
 
 
+def example_lines(record: dict) -> list[str]:
+    """The best and the worst caption under each metric, one line each, from a scored decode."""
+    per = {r["image"]: r for r in read_jsonl(Path(record["decode"]) / "score" / "per_image.jsonl")}
+    lines = []
+    for metric, shown in record.get("examples", {}).items():
+        for kind in ("best", "worst"):
+            r = per[shown[kind][0]]
+            lines.append(f"{metric} {kind}: {r[metric]:.3f} {r['image']}: \"{r['caption']}\" "
+                         f"(a reference: \"{r['references'][0]}\")")  # fmt: skip
+    return lines
+
+
 def report(exps: list[str], out: str | None = None) -> str:
     """One row per scored decode of each experiment: its sampling schedule, the decoding, every score (x100)
     and the decoding speed."""

@@ -52,10 +52,19 @@ SAFE_ON_RESUME = ("train.eval_batch_size",)
 def check_model(cfg: CaptionConfig) -> None:
     """Settings that cannot work, as one line before anything is opened."""
     mc, sc = cfg.model, cfg.sampling
+    if mc.encoder_weights and mc.encoder == "cnn":
+        raise UserError(
+            "model.encoder_weights is for a torchvision ResNet: set model.encoder=resnet18 (...resnet152) to "
+            "match the file, or leave the weights out to train the CNN here"
+        )
+    if mc.encoder_weights and not Path(mc.encoder_weights).is_file():
+        raise UserError(f"model.encoder_weights={mc.encoder_weights}: no such file")
+    if mc.encoder != "cnn" and cfg.features.image_size < 32:
+        raise UserError(f"features.image_size={cfg.features.image_size}: a ResNet needs 32 x 32 or larger")
     if not mc.encoder_channels or min(mc.encoder_channels) < 1:
         raise UserError("model.encoder_channels needs at least one stage of 1 or more channels")
     stride = 2 ** (len(mc.encoder_channels) - 1)
-    if cfg.features.image_size < stride:
+    if mc.encoder == "cnn" and cfg.features.image_size < stride:
         raise UserError(
             f"features.image_size={cfg.features.image_size} is smaller than the encoder's {stride}x "
             "downsampling; use fewer model.encoder_channels stages or larger images"
@@ -78,6 +87,16 @@ def tf_probability(sc, step: int, epoch: int) -> float:
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
     """The scheduled-sampling coins of one step: seeded by (seed, step), so resuming redraws them exactly."""
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+
+def input_stats(cfg: CaptionConfig, info: dict) -> dict:
+    """The encoder's input normalisation: ImageNet's for a ResNet (what its weights expect), else the
+    training images' own (stage 1 measured them)."""
+    if cfg.model.encoder != "cnn":
+        from aics.tasks.caption.backbone import IMAGENET_MEAN, IMAGENET_STD
+
+        return {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    return {"mean": info["mean"], "std": info["std"]}
 
 
 def normaliser(info: dict, device: torch.device):
@@ -130,7 +149,8 @@ def _fit(cfg: CaptionConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Pa
     valid_ds = CaptionSet(feats_dir, "dev", vocab, tc.max_len)
     seed_ranks(tc.seed, ctx)
     model = Captioner(captioner_config(cfg.model, len(vocab))).to(device)
-    norm = normaliser(info, device)
+    stats = input_stats(cfg, info)
+    norm = normaliser(stats, device)
     sampler = EpochBatchSampler(
         len(train_ds), tc.batch_size, shuffle=True, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size
     )
@@ -148,6 +168,11 @@ def _fit(cfg: CaptionConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Pa
     step = epoch = batch_in_epoch = 0
     best = -math.inf
     ckpt = resume(ckpts, spec, model, optimizer, scheduler, scaler, ctx)
+    if ckpt is None and cfg.model.encoder_weights:
+        from aics.tasks.caption.backbone import load_trunk_weights
+
+        loaded = load_trunk_weights(model.encoder.trunk, cfg.model.encoder_weights, cfg.model.encoder)
+        log.info(f"encoder: {cfg.model.encoder} weights from {loaded['path']} ({loaded['tensors']} tensors)")
     if ckpt is not None:
         step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         best = ckpt["metrics"].get("best_valid", -math.inf)
@@ -176,7 +201,7 @@ def _fit(cfg: CaptionConfig, spec: RunSpec, feats_dir: Path, info: dict, exp: Pa
             epoch=epoch, batch_in_epoch=batch_in_epoch, config=to_dict(cfg),
             metrics={"best_valid": best, "select": tc.select, "parameters": n_params, **metrics_now},
             extra={"captioner": model_config, "vocab": vocab.words, "features": info["features"],
-                   "mean": info["mean"], "std": info["std"], "data": spec.data, "meter": meter.state(),
+                   "mean": stats["mean"], "std": stats["std"], "data": spec.data, "meter": meter.state(),
                    "world_size": ctx.world_size},
             rng_per_rank=rng_states(ctx),
         )  # fmt: skip

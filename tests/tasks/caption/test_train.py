@@ -94,7 +94,7 @@ def test_decode_score_and_report_through_the_cli(feats, trained, tmp_path, aics)
     assert len(list((d / "attention").glob("*.png"))) == 2
     aics("caption", "decode", "--exp", trained, "--data", feats)
     out = aics("caption", "score", "--decode", d, "--examples", "2")
-    assert "CIDEr-D" in out and "SPICE: unavailable" in out
+    assert "CIDEr-D" in out and "SPICE, SPIDEr: unavailable" in out and "CIDEr-D worst: " in out
     s = json.loads((d / "score/scores.json").read_text())
     assert s["images"] == 6 and s["bleu4_difference"] < 1e-6
     assert (
@@ -115,3 +115,23 @@ def test_bad_settings_are_refused_in_one_line(feats, tmp_path, aics):
     assert "aics caption features" in line
     line = aics.error("caption", "decode", "--exp", tmp_path, "--data", feats)
     assert "checkpoint not found" in line
+
+
+def test_a_frozen_pretrained_resnet_encoder_keeps_its_weights(feats, tmp_path, aics):
+    from aics.tasks.caption.backbone import IMAGENET_MEAN, ResNetTrunk
+
+    torch.manual_seed(2)
+    weights = tmp_path / "resnet18.pth"
+    source = ResNetTrunk("resnet18").state_dict()
+    torch.save(source, weights)
+    exp = tmp_path / "r18"
+    train(cfg("model.encoder=resnet18", f"model.encoder_weights={weights}", "model.freeze_encoder=true",
+              "train.epochs=1"), feats, exp)  # fmt: skip
+    ck = load_checkpoint(exp / "ckpt/last.pt")
+    for k, v in source.items():  # weights and BatchNorm statistics, as loaded
+        assert torch.equal(ck["model"][f"encoder.trunk.{k}"], v), k
+    assert ck["extra"]["mean"] == list(IMAGENET_MEAN) and ck["extra"]["captioner"]["encoder"] == "resnet18"
+    assert "6 test images captioned" in aics("caption", "decode", "--exp", exp, "--data", feats)
+    line = aics.error("caption", "train", "--data", feats, "--exp", tmp_path / "e", "--set",
+                      f"model.encoder_weights={weights}")  # fmt: skip
+    assert "model.encoder_weights is for a torchvision ResNet" in line
