@@ -135,7 +135,12 @@ def _check_output(out: Path, single: bool) -> None:
     help="Stop a text after this many decoder steps of r frames each (default: the checkpoint's; NVIDIA's: "
     "1000 steps of one frame, 11.6 s).",
 )
-@click.option("--cmudict", is_flag=True, help="Say the words of the CMU dictionary by their ARPAbet phones.")
+@click.option(
+    "--cmudict/--no-cmudict",
+    default=None,
+    help="Say the words of the CMU dictionary by their ARPAbet phones (default: when the model was trained "
+    "on phones, as its file records).",
+)
 @click.option("--plot", is_flag=True, help="Also write a PNG of each mel spectrogram and alignment.")
 @click.option("--device", default=None, help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.")
 def synth(

@@ -74,6 +74,7 @@ class Imported:
     layout: str  # what the file looked like, for `aics tts info`
     extra: dict  # other top-level entries of the file (epoch, iteration, ...), primitives only
     model: torch.nn.Module  # built from ``config`` (random weights), what the keys were checked against
+    arpabet: float = 0.0  # the share of words given as ARPAbet phones in training (aics files say; else 0)
 
 
 def _load_safetensors(path: Path) -> dict:
@@ -90,9 +91,10 @@ def _load_safetensors(path: Path) -> dict:
         raise UserError(f"{path}: not a readable safetensors file ({str(e)[:120]})") from None
     try:
         config = json.loads(meta.get("config", "{}"))
+        text = json.loads(meta.get("text", "{}"))
     except json.JSONDecodeError:
-        raise UserError(f"{path}: its metadata 'config' is not JSON") from None
-    return {"state_dict": sd, "config": config, "layout": "aics voice (safetensors)"}
+        raise UserError(f"{path}: its metadata 'config' or 'text' is not JSON") from None
+    return {"state_dict": sd, "config": config, "layout": "aics voice (safetensors)", "text": text}
 
 
 def _load(path: Path) -> object:
@@ -265,7 +267,9 @@ def read_checkpoint(path: str | Path, kind: str | None = None) -> Imported:
         model = WaveGlow(cfg)
     skip = ("state_dict", "layout", "format", "task")
     extra = {k: v for k, v in obj.items() if isinstance(v, (int, float, str, bool)) and k not in skip}
-    return Imported(kind, cfg, sd, key_report(model, sd), layout, extra, model)
+    text = obj.get("text") if layout.startswith("aics voice") else (obj.get("config") or {}).get("text")
+    arpabet = float(text.get("arpabet", 0.0)) if layout.startswith("aics") and isinstance(text, dict) else 0.0
+    return Imported(kind, cfg, sd, key_report(model, sd), layout, extra, model, arpabet)
 
 
 def load_model(path: str | Path, kind: str, device: str | torch.device = "cpu"):

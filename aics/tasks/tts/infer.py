@@ -67,7 +67,7 @@ class Synthesizer:
         waveglow: str | Path | None = None,
         vocoder: str | None = None,
         device: str = "auto",
-        cmudict: bool = False,
+        cmudict: bool | None = None,
     ):
         from aics.core.runtime import pick_device
         from aics.tasks.tts.importer import load_model
@@ -95,6 +95,8 @@ class Synthesizer:
         if vocoder == "waveglow":
             self.waveglow, self.waveglow_info = load_model(waveglow, "waveglow", self.device)
             self.waveglow.remove_weightnorm()
+        if cmudict is None:  # what the model was trained on: phones when its training used them
+            cmudict = self.tacotron2_info.arpabet > 0
         self.lexicon = Lexicon.cmudict() if cmudict else None
         self.sample_rate = NVIDIA_MEL.sample_rate
 
@@ -271,7 +273,8 @@ def decode_subset(
                         "seconds": round(u.wav.numel() / synth.sample_rate, 3), **health})  # fmt: skip
     write_text(out / "metadata.csv", "".join(f"{r['id']}|{r['text']}|{r['text']}\n" for r in rows))
     write_jsonl(out / "per_utt.jsonl", per_utt)
-    info = {**params, "vocoder": synth.vocoder, "utterances": len(rows), "device": str(synth.device),
+    info = {**params, "vocoder": synth.vocoder, "phones": synth.lexicon is not None, "utterances": len(rows),
+            "device": str(synth.device),
             "audio_seconds": round(timing.samples / synth.sample_rate, 3),
             "tacotron2_seconds": round(timing.tacotron2, 3), "vocoder_seconds": round(timing.vocoder, 3),
             "rtf": round(timing.rtf(synth.sample_rate), 4),

