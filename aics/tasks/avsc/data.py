@@ -31,8 +31,30 @@ PREPARE_FILE = "prepare.json"
 
 
 # ------------------------------------------------------------------------------------------ fold lists
-def read_fold(path: Path, problems: list[str], labelled: bool) -> list[dict]:
-    """Rows of one fold csv: {"audio", "video", "stem", "scene", "identifier", "where"}."""
+def location_of(stem: str, meta: dict[str, str]) -> str:
+    """A clip's recording location: meta.csv's identifier, else read off the TAU name
+    ``<scene>-<city>-<location>-<segment>``."""
+    if stem in meta:
+        return meta[stem]
+    parts = stem.split("-")
+    return "-".join(parts[1:3]) if len(parts) >= 4 else stem
+
+
+def read_meta(path: Path) -> dict[str, str]:
+    """meta.csv (beside evaluation_setup/): clip stem -> identifier, when the file is there."""
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return {Path(r["filename_audio"]).stem: r["identifier"] for r in rows if r.get("identifier")}
+
+
+def read_fold(
+    path: Path, problems: list[str], labelled: bool, meta: dict[str, str] | None = None
+) -> list[dict]:
+    """Rows of one fold csv: {"audio", "video", "stem", "scene", "identifier", "where"}. The real set's folds
+    have filename_audio, filename_video (and scene_label); an identifier column is read when present, else
+    the location comes from meta.csv or the file name."""
     rows: list[dict] = []
     with open(path, encoding="utf-8", newline="") as f:
         lines = list(csv.reader(f, delimiter="\t"))
@@ -40,7 +62,7 @@ def read_fold(path: Path, problems: list[str], labelled: bool) -> list[dict]:
         problems.append(f"{path}: empty; expected a header {chr(9).join(HEADER)}")
         return rows
     header = [h.strip() for h in lines[0]]
-    need = list(HEADER if labelled else HEADER[:2])
+    need = list(HEADER[:3] if labelled else HEADER[:2])
     if header[: len(need)] != need:
         problems.append(f"{path}:1: header {header}; expected {need} (tab-separated)")
         return rows
@@ -61,9 +83,10 @@ def read_fold(path: Path, problems: list[str], labelled: bool) -> list[dict]:
             problems.append(f"{where}: audio {row['filename_audio']} and video {row['filename_video']} name "
                             "different clips")  # fmt: skip
             continue
+        ident = row.get("identifier") or location_of(stem, meta or {})
+        scene = scene if scene in SCENES else ""
         rows.append({"audio": row["filename_audio"], "video": row["filename_video"], "stem": stem,
-                     "scene": scene if scene in SCENES else "", "identifier": row.get("identifier", ""),
-                     "where": where})  # fmt: skip
+                     "scene": scene, "identifier": ident, "where": where})  # fmt: skip
     return rows
 
 
@@ -159,6 +182,7 @@ def prepare(
         raise UserError(f"{src}: has no {SETUP_DIR}/ with the fold lists; give the dataset's folder")
     problems: list[str] = []
     folds = {}
+    meta = read_meta(src / "meta.csv")
     for split, fname in FOLDS.items():
         path = src / SETUP_DIR / fname
         if not path.is_file():
@@ -166,7 +190,7 @@ def prepare(
                 folds[split] = []
                 continue
             raise UserError(f"{path}: missing; the dataset needs {', '.join(FOLDS.values())}")
-        folds[split] = read_fold(path, problems, labelled=split != "test")
+        folds[split] = read_fold(path, problems, labelled=split != "test", meta=meta)
     raise_problems(problems, "fix those rows")
     sources = find_sources(src, audio_emb, video_emb)
     seen: dict[str, str] = {}

@@ -3,9 +3,9 @@ per-clip audio and video embeddings as the course provides them, and a designed 
 
 Usage: aics avsc synth --out data/avsc/synth --format npy
 
-Writes ``evaluation_setup/fold1_{train,evaluate,test}.csv`` and ``meta.csv`` (tab-separated:
-filename_audio, filename_video, scene_label, identifier; the test fold without labels, as in the real
-set), the embeddings (``embeddings/{audio,video}/<clip>.npy``, (steps, dim) float32, or with ``--format h5``
+Writes ``evaluation_setup/fold1_{train,evaluate,test}.csv`` (tab-separated filename_audio, filename_video,
+scene_label; the test fold without labels) and ``meta.csv`` (with the identifier of each clip's recording
+location too), as the real set has them, the embeddings (``embeddings/{audio,video}/<clip>.npy``, (steps, dim) float32, or with ``--format h5``
 the course's ``embeddings/{audio,video}.hdf5`` with a dataset per clip under ``<scene index>/<clip>``),
 ``design.json`` (the structure below) and ``clip_design.csv`` (which clips had a corrupted modality).
 
@@ -128,8 +128,8 @@ def generate(
     bar.close()
     setup = out / SETUP_DIR
     setup.mkdir(parents=True, exist_ok=True)
-    for split, fname in FOLDS.items():
-        header = HEADER[:2] if split == "test" else HEADER
+    for split, fname in FOLDS.items():  # as the real set: no identifier column in the folds (meta.csv has it)
+        header = HEADER[:2] if split == "test" else HEADER[:3]
         lines = ["\t".join(header)] + ["\t".join(r[: len(header)]) for r in rows[split]]
         write_text(setup / fname, "\n".join(lines) + "\n")
     meta = ["\t".join(HEADER)] + ["\t".join(r) for s in FOLDS for r in rows[s]]

@@ -37,10 +37,13 @@ def copy(src: Path, dst: Path) -> Path:
 def test_synth_writes_the_dcase_layout_and_its_design(sets):
     root = sets["npy"]
     train = (root / "evaluation_setup/fold1_train.csv").read_text().splitlines()
-    assert train[0] == "filename_audio\tfilename_video\tscene_label\tidentifier" and len(train) == 1 + 80
-    audio, video, scene, ident = train[1].split("\t")
+    assert train[0] == "filename_audio\tfilename_video\tscene_label" and len(train) == 1 + 80
+    audio, video, scene = train[1].split("\t")  # as the real folds; meta.csv has the identifiers
     assert audio.startswith("audio/") and video == audio.replace("audio/", "video/").replace(".wav", ".mp4")
-    assert scene in SCENES and audio.split("/")[1].startswith(f"{scene}-{ident}")
+    meta = (root / "meta.csv").read_text().splitlines()
+    assert meta[0] == "filename_audio\tfilename_video\tscene_label\tidentifier" and len(meta) == 1 + 130
+    ident = next(r.split("\t")[3] for r in meta if r.startswith(audio + "\t"))
+    assert scene in SCENES and Path(audio).stem.startswith(f"{scene}-{ident}-")
     assert (root / "evaluation_setup/fold1_test.csv").read_text().splitlines()[
         0
     ] == "filename_audio\tfilename_video"
@@ -69,6 +72,10 @@ def test_npy_and_hdf5_embeddings_prepare_to_the_same_arrays(sets, tmp_path):
     valid_locs = {r["identifier"] for r in read_jsonl(tmp_path / "a/valid.jsonl")}
     assert valid_locs and not train_locs & valid_locs
     assert a["audio"]["dim"] == 12 and a["video"]["steps"] == 5
+    no_meta = copy(sets["npy"], tmp_path / "no_meta")  # locations read off the TAU file names instead
+    (no_meta / "meta.csv").unlink()
+    prepare(no_meta, tmp_path / "c", show_progress=False)
+    assert read_jsonl(tmp_path / "c/valid.jsonl") == read_jsonl(tmp_path / "a/valid.jsonl")
     ds = SceneSet(tmp_path / "a", "train")
     assert abs(float(ds.x["audio"].mean())) < 0.05 and ds.labels.min() >= 0
     assert (SceneSet(tmp_path / "a", "test").labels == -1).all()
@@ -78,11 +85,11 @@ def test_bad_input_is_one_line_naming_file_and_row(sets, tmp_path, aics):
     bad = copy(sets["npy"], tmp_path / "bad")
     fold = bad / "evaluation_setup/fold1_evaluate.csv"
     lines = fold.read_text().splitlines()
-    lines[2] = lines[2].replace("\t" + lines[2].split("\t")[2] + "\t", "\tbeach\t")
-    lines[4] = "\t".join(lines[4].split("\t")[:3])
+    lines[2] = "\t".join([*lines[2].split("\t")[:2], "beach"])
+    lines[4] = "\t".join(lines[4].split("\t")[:2])
     fold.write_text("\n".join(lines) + "\n")
     line = aics.error("avsc", "prepare", "--src", bad, "--out", tmp_path / "o1")
-    assert "fold1_evaluate.csv:3: unknown scene 'beach'" in line and "fold1_evaluate.csv:5: 3 fields" in line
+    assert "fold1_evaluate.csv:3: unknown scene 'beach'" in line and "fold1_evaluate.csv:5: 2 fields" in line
     assert not (tmp_path / "o1").exists()
 
     gone = copy(sets["npy"], tmp_path / "gone")
