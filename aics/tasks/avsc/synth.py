@@ -5,9 +5,10 @@ Usage: aics avsc synth --out data/avsc/synth --format npy
 
 Writes ``evaluation_setup/fold1_{train,evaluate,test}.csv`` (tab-separated filename_audio, filename_video,
 scene_label; the test fold without labels) and ``meta.csv`` (with the identifier of each clip's recording
-location too), as the real set has them, the embeddings (``embeddings/{audio,video}/<clip>.npy``, (steps, dim) float32, or with ``--format h5``
-the course's ``embeddings/{audio,video}.hdf5`` with a dataset per clip under ``<scene index>/<clip>``),
-``design.json`` (the structure below) and ``clip_design.csv`` (which clips had a corrupted modality).
+location too), as the real set has them; the embeddings (``embeddings/{audio,video}/<clip>.npy``, (steps,
+dim) float32, or with ``--format h5`` the course's ``embeddings/{audio,video}.hdf5`` with a dataset per clip
+under ``<scene index>/<clip>``); ``design.json`` (the structure below) and ``clip_design.csv`` (which clips
+had a corrupted modality).
 
 The design, so that fusion has something to resolve and the conflict analysis something to find:
 
