@@ -80,6 +80,37 @@ def synth(out, n_train, n_eval, n_test, audio_dim, video_dim, steps, corrupt, fm
 
 
 @cli.command()
+@click.option(
+    "--src",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Dataset dir: meta.csv or evaluation_setup/, and the audio/ or video/ files they list.",
+)
+@click.option("--modality", required=True, type=click.Choice(["audio", "video"]), help="Which files to read.")
+@click.option(
+    "--extractor",
+    required=True,
+    help="logmel (audio), colorhist (video), or module:function taking (path, hop_seconds).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Folder for the <clip>.npy files."
+)
+@click.option(
+    "--hop",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Seconds between time steps.",
+)
+def embed(src, modality, extractor, out, hop) -> None:
+    """Per-clip embeddings from the raw audio or video (the feature-extraction hook)."""
+    from aics.tasks.avsc.embed import embed as run
+
+    r = run(src, out, modality, extractor, hop)
+    click.echo(f"{out}: {r['clips']} {modality} embeddings ({r['made']} made now)")
+
+
+@cli.command()
 @click.option("--src", required=True, type=click.Path(), help="Dataset dir (evaluation_setup/, embeddings).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Prepared data directory.")
 @click.option("--audio-emb", type=click.Path(), help="Audio embeddings: a folder of .npy or .hdf5 files.")
