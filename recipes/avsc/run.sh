@@ -10,7 +10,7 @@
 #            embeddings, hold out valid locations, normalisation statistics
 #   (no stage 1: the embeddings are the features)
 #   Stage 2: train each system in --systems -> $exp/<system>
-#   Stage 3: predict the valid and evaluate splits (and test when it has clips); late fusion -> $exp/late_*
+#   Stage 3: predict the valid, evaluate and (when it lists clips) test splits; late fusion -> $exp/late_*
 #   Stage 4: score each system (log loss, accuracy, per scene, confusion matrix); $exp/RESULTS.md compares
 #            them and analyses where audio and video conflict
 #
@@ -70,6 +70,8 @@ if run_stage 2; then
 fi
 
 splits="valid evaluate"
+# the test fold (no labels: what a challenge submission predicts) when the dataset lists any
+if [ -f "$prepared/test.jsonl" ] && [ -s "$prepared/test.jsonl" ]; then splits="$splits test"; fi
 if run_stage 3; then
   for s in $systems; do
     for sp in $splits; do

@@ -206,50 +206,31 @@ def prepare(
     if not folds["train"] or not folds["evaluate"]:
         raise UserError(f"{src}: the train and evaluate folds need clips")
 
+    locations = sorted({r["identifier"] for r in folds["train"]})
+    rng = np.random.default_rng(seed)
+    n_valid = max(1, round(valid_frac * len(locations))) if valid_frac > 0 else 0
+    held = set(rng.permutation(locations)[:n_valid].tolist()) if n_valid else set()
+    if len(held) >= len(locations):
+        raise UserError(
+            f"{src}: the training fold has {len(locations)} recording location(s); holding out {len(held)} "
+            "for valid leaves none to train on: lower --valid-frac"
+        )
+    splits = {"train": [r for r in folds["train"] if r["identifier"] not in held],
+              "valid": [r for r in folds["train"] if r["identifier"] in held],
+              "evaluate": folds["evaluate"], "test": folds["test"]}  # fmt: skip
+    shapes = check_shapes(splits, sources, steps)
+
     params = {"src": str(src.resolve()), "audio": str(sources["audio"].path.resolve()),
               "video": str(sources["video"].path.resolve()), "steps": steps, "valid_frac": valid_frac,
               "seed": seed}  # fmt: skip
     if not begin_stage(out, overwrite, what="prepare", params=params):
         return read_json(out / PREPARE_FILE)
-    locations = sorted({r["identifier"] for r in folds["train"]})
-    rng = np.random.default_rng(seed)
-    n_valid = max(1, round(valid_frac * len(locations))) if valid_frac > 0 else 0
-    held = set(rng.permutation(locations)[:n_valid].tolist()) if n_valid else set()
-    splits = {"train": [r for r in folds["train"] if r["identifier"] not in held],
-              "valid": [r for r in folds["train"] if r["identifier"] in held],
-              "evaluate": folds["evaluate"], "test": folds["test"]}  # fmt: skip
-    shapes: dict[str, tuple] = {}
     info: dict = {"src": str(src), "splits": {}, "scenes": list(SCENES), "held_out_locations": len(held)}
     for split, rows in splits.items():
-        arrays = {m: [] for m in MODALITIES}
-        for r in progress(rows, desc=f"embeddings {split}", enabled=show_progress):
-            for m in MODALITIES:
-                emb = sources[m].load(r["stem"])
-                where = f"{r['where']}: {sources[m].where(r['stem'])}"
-                if emb.ndim != 2:
-                    problems.append(f"{where}: shape {emb.shape}; expected (time steps, dim)")
-                    continue
-                if steps:
-                    if emb.shape[0] < steps:
-                        problems.append(f"{where}: {emb.shape[0]} time steps, fewer than --steps {steps}")
-                        continue
-                    emb = emb[:steps]
-                want = shapes.setdefault(m, emb.shape)
-                if emb.shape[1] != want[1]:
-                    problems.append(
-                        f"{where}: dimension {emb.shape[1]}, the other {m} embeddings have {want[1]}"
-                    )
-                elif emb.shape[0] != want[0]:
-                    problems.append(f"{where}: {emb.shape[0]} time steps, the others have {want[0]}; pass "
-                                    f"--steps N to cut every clip to N")  # fmt: skip
-                else:
-                    arrays[m].append(emb.astype(np.float16))
-            if len(problems) > 20:
-                break
-        raise_problems(problems, "fix or remove those embeddings")
         for m in MODALITIES:
-            d = shapes.get(m, (steps or 1, 1))
-            arr = np.stack(arrays[m]) if arrays[m] else np.zeros((0, *d), dtype=np.float16)
+            arr = np.zeros((len(rows), *shapes[m]), dtype=np.float16)
+            for i, r in enumerate(progress(rows, desc=f"{m} {split}", enabled=show_progress)):
+                arr[i] = sources[m].load(r["stem"])[: shapes[m][0]]
             np.save(out / f"{split}.{m}.npy", arr)
         listed = [{"id": r["stem"], "scene": r["scene"], "identifier": r["identifier"], "audio": r["audio"],
                    "video": r["video"]} for r in rows]  # fmt: skip
@@ -262,6 +243,57 @@ def prepare(
     write_json(out / PREPARE_FILE, info)
     mark_done(out, info={"clips": {s: v["clips"] for s, v in info["splits"].items()}}, params=params)
     return info
+
+
+F16_MAX = 65504.0
+
+
+def check_shapes(splits: dict, sources: dict, steps: int) -> dict[str, tuple[int, int]]:
+    """Every embedding read once before anything is written: the (time steps, dim) of each modality (the
+    most common one, or ``steps`` cut), and one line per clip that does not fit, cannot be read, or holds
+    values that are not finite or beyond what float16 storage keeps."""
+    from collections import Counter
+
+    seen: dict[str, list[tuple[str, tuple]]] = {m: [] for m in MODALITIES}
+    problems: list[str] = []
+    for rows in splits.values():
+        for r in rows:
+            for m in MODALITIES:
+                where = f"{r['where']}: {sources[m].where(r['stem'])}"
+                try:
+                    emb = np.asarray(sources[m].load(r["stem"]))
+                    if emb.dtype.kind not in "fiu":
+                        raise ValueError(f"dtype {emb.dtype}")
+                except (OSError, ValueError, TypeError, KeyError) as e:
+                    problems.append(f"{where}: cannot be read as a numeric array ({str(e)[:80]})")
+                    continue
+                if emb.ndim != 2:
+                    problems.append(f"{where}: shape {emb.shape}; expected (time steps, dim)")
+                    continue
+                if not np.isfinite(emb).all() or np.abs(emb).max(initial=0.0) > F16_MAX:
+                    problems.append(f"{where}: holds NaN, infinite or values beyond +-{F16_MAX:.0f}")
+                    continue
+                seen[m].append((where, emb.shape))
+    raise_problems(problems, "fix or remove those embeddings")
+    shapes = {}
+    for m in MODALITIES:
+        dims = Counter(shape[1] for _, shape in seen[m])
+        dim = dims.most_common(1)[0][0]
+        problems += [
+            f"{w}: dimension {s[1]}, most {m} embeddings have {dim}" for w, s in seen[m] if s[1] != dim
+        ]
+        if steps:
+            problems += [
+                f"{w}: {s[0]} time steps, fewer than --steps {steps}" for w, s in seen[m] if s[0] < steps
+            ]
+            shapes[m] = (steps, dim)
+        else:
+            n = Counter(shape[0] for _, shape in seen[m]).most_common(1)[0][0]
+            problems += [f"{w}: {s[0]} time steps, most {m} embeddings have {n}; pass --steps N to cut every "
+                         "clip to N" for w, s in seen[m] if s[0] != n]  # fmt: skip
+            shapes[m] = (n, dim)
+    raise_problems(problems, "fix or remove those embeddings")
+    return shapes
 
 
 def check_prepared(path: str | Path) -> Path:

@@ -7,7 +7,8 @@ Usage: aics avsc predict --exp exp/avsc/audio --data data/avsc/prepared --split 
 ``predict_<split>/`` holds ``predictions.csv`` in the course's format (``aid``, ``scene_pred``, then one
 probability column per scene; tab-separated), ``probs.npy`` (clips, scenes) and ``predict.json``. ``fuse``
 writes two systems: ``late_mean`` (the mean of the two posteriors) and ``late_weighted`` (per-scene weights of
-the two log posteriors, fitted on the valid split, recorded in ``weights.json``).
+the two log posteriors, fitted on the valid split, recorded in each ``predict_<split>/weights.json``).
+Predictions carry the hash of their clip list: scoring or fusing them against other clips is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch
 from aics.core.errors import UserError
 from aics.core.io import read_json, write_json, write_text
 from aics.core.stage import begin_stage, mark_done, require_done
-from aics.tasks.avsc.data import SceneSet, check_prepared
+from aics.core.trainloop import data_fingerprint
+from aics.tasks.avsc.data import PREPARE_FILE, SceneSet, check_prepared
 from aics.tasks.avsc.labels import SCENES
 
 SPLITS_SCORED = ("valid", "evaluate")
@@ -37,13 +39,31 @@ def load_system(path: Path, device):
     return model.to(device).eval(), ckpt
 
 
+def ids_hash(ids: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def checked_probs(pred_dir: Path, ds: SceneSet) -> np.ndarray:
+    """A predict dir's posteriors, refused in one line unless they are of exactly ``ds``'s clips, in order."""
+    info = read_json(pred_dir / "predict.json")
+    if info.get("ids_sha256") != ids_hash(ds.ids):
+        raise UserError(
+            f"{pred_dir}: its predictions are of other clips (or another order) than the {info.get('split')} "
+            "split of the data given; predict again from the same prepared data"
+        )
+    return np.load(pred_dir / "probs.npy")
+
+
 def write_predictions(out: Path, ds: SceneSet, probs: np.ndarray, record: dict) -> None:
     lines = ["\t".join(["aid", "scene_pred", *SCENES])]
     for aid, p in zip(ds.ids, probs, strict=True):
         lines.append("\t".join([aid, SCENES[int(p.argmax())], *(f"{x:.6f}" for x in p)]))
     write_text(out / "predictions.csv", "\n".join(lines) + "\n")
     np.save(out / "probs.npy", probs.astype(np.float32))
-    write_json(out / "predict.json", {**record, "clips": len(ds), "labelled": int((ds.labels >= 0).sum())})
+    write_json(out / "predict.json", {**record, "clips": len(ds), "labelled": int((ds.labels >= 0).sum()),
+                                      "ids_sha256": ids_hash(ds.ids)})  # fmt: skip
 
 
 def predict(
@@ -62,6 +82,12 @@ def predict(
     path = existing_checkpoint(exp, ckpt)
     dev = pick_device(device)
     model, ck = load_system(path, dev)
+    trained_on = (ck["extra"].get("data") or {}).get("sha256")
+    if trained_on and trained_on != data_fingerprint(prepared, (PREPARE_FILE, ".done"))["sha256"]:
+        raise UserError(
+            f"{prepared}: is not the prepared data {path} was trained on (other clips or normalisation); "
+            f"predict with that data ({ck['extra']['data'].get('path')})"
+        )
     ds = SceneSet(prepared, split)
     out = exp / f"predict_{split}"
     params = {"ckpt": str(path.resolve()), "data": str(prepared.resolve()), "split": split}
@@ -80,11 +106,11 @@ def predict(
     return read_json(out / "predict.json")
 
 
-def read_probs(exp: Path, split: str) -> np.ndarray:
+def read_probs(exp: Path, split: str, ds: SceneSet) -> np.ndarray:
     d = require_done(
         exp / f"predict_{split}", "predict", f"run `aics avsc predict --exp {exp} --split {split}`"
     )
-    return np.load(d / "probs.npy")
+    return checked_probs(d, ds)
 
 
 def fuse(
@@ -105,40 +131,44 @@ def fuse(
         check_prepared(prepared),
         Path(out),
     )
-    for exp, want in ((audio_exp, "audio"), (video_exp, "video")):
-        for split in splits:
-            read_probs(exp, split)  # each split predicted, or one line saying how
-            got = read_json(exp / f"predict_{split}" / "predict.json").get("system")
-            if got != want:
-                raise UserError(f"{exp}: is the {got} system; late fusion takes the {want} system there")
     if "valid" not in splits:
         raise UserError("late fusion fits its weights on the valid split: include valid in the splits")
     sets = {s: SceneSet(prepared, s) for s in splits}
-    pa = {s: torch.from_numpy(read_probs(audio_exp, s)) for s in splits}
-    pv = {s: torch.from_numpy(read_probs(video_exp, s)) for s in splits}
-    labels = torch.from_numpy(sets["valid"].labels)
-    weights = fit_late_weights(pa["valid"].float(), pv["valid"].float(), labels)
+    probs = {}
+    for exp, want in ((audio_exp, "audio"), (video_exp, "video")):
+        for split in splits:
+            probs[want, split] = torch.from_numpy(
+                read_probs(exp, split, sets[split])
+            )  # or one line saying how
+            got = read_json(exp / f"predict_{split}" / "predict.json").get("system")
+            if got != want:
+                raise UserError(f"{exp}: is the {got} system; late fusion takes the {want} system there")
+    weights = fit_late_weights(probs["audio", "valid"].float(), probs["video", "valid"].float(),
+                               torch.from_numpy(sets["valid"].labels))  # fmt: skip
+    # what the fused outputs are made from: other predictions refuse a finished fusion instead of reusing it
+    inputs = {m: {s: file_hash(e / f"predict_{s}" / "probs.npy") for s in splits}
+              for m, e in (("audio", audio_exp), ("video", video_exp))}  # fmt: skip
     results = {}
     for name, w in (("late_mean", None), ("late_weighted", weights)):
         exp = out / name
-        exp.mkdir(parents=True, exist_ok=True)
-        write_json(
-            exp / "weights.json",
-            {
-                "audio_weight_per_scene": dict(zip(SCENES, map(float, weights), strict=True))
-                if w is not None
-                else "0.5 for every scene (the mean)",
-                "audio": str(audio_exp),
-                "video": str(video_exp),
-            },
-        )
         for s in splits:
             d = exp / f"predict_{s}"
-            params = {"audio": str(audio_exp.resolve()), "video": str(video_exp.resolve()), "split": s}
+            params = {"audio": str(audio_exp.resolve()), "video": str(video_exp.resolve()), "split": s,
+                      "inputs": inputs}  # fmt: skip
             if not begin_stage(d, overwrite, what="fuse", params=params):
                 continue
-            probs = late_fusion(pa[s].float(), pv[s].float(), w).numpy()
-            write_predictions(d, sets[s], probs, {"system": name, "split": s, "data": str(prepared)})
+            fused = late_fusion(probs["audio", s].float(), probs["video", s].float(), w).numpy()
+            write_predictions(d, sets[s], fused, {"system": name, "split": s, "data": str(prepared)})
+            write_json(d / "weights.json", {
+                "audio_weight_per_scene": dict(zip(SCENES, map(float, w), strict=True)) if w is not None
+                else "0.5 for every scene (the mean)", "fitted_on": "valid",
+                "audio": str(audio_exp), "video": str(video_exp)})  # fmt: skip
             mark_done(d, params=params)
         results[name] = str(exp)
     return {"systems": results, "weights": dict(zip(SCENES, map(float, weights), strict=True))}
+
+
+def file_hash(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

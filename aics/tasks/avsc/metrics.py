@@ -3,8 +3,9 @@ matrix, and the analysis of where the modalities conflict.
 
 The log loss is DCASE2021 task 1B's: probabilities clipped to [1e-15, 1 - 1e-15] and each clip's row
 renormalised (what scikit-learn's ``log_loss`` did when the challenge ran), then the mean of -log p(true
-scene). On probabilities away from 0 it equals today's ``sklearn.metrics.log_loss`` (tested); on a
-probability below 1e-15 today's clips at the float64 epsilon instead.
+scene). It equals today's ``sklearn.metrics.log_loss`` on rows that sum to 1 with every probability above
+its clipping floor (the input dtype's epsilon: 2.2e-16 for float64, 1.2e-7 for float32; tested on float64
+posteriors); today's sklearn neither clips at 1e-15 nor renormalises.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from aics.core.io import read_json, write_json, write_text
 from aics.core.report import markdown_table
 from aics.core.stage import begin_stage, mark_done, require_done
 from aics.tasks.avsc.data import SceneSet
+from aics.tasks.avsc.infer import checked_probs
 from aics.tasks.avsc.labels import SCENES
 from aics.tasks.avsc.metrics import accuracy, class_wise, conflict_analysis, confusion, log_loss
 
@@ -32,7 +33,7 @@ def score(pred_dir: str | Path, overwrite: bool = False) -> dict:
     ds = SceneSet(info["data"], info["split"])
     if not (ds.labels >= 0).any():
         raise UserError(f"{pred_dir}: the {info['split']} split has no labels to score against")
-    probs = np.load(pred_dir / "probs.npy")
+    probs = checked_probs(pred_dir, ds)
     out = pred_dir / "score"
     if not begin_stage(out, overwrite, what="score", params={"split": info["split"]}):
         return read_json(out / "scores.json")
@@ -82,63 +83,75 @@ def confusion_figure(m: np.ndarray, title: str, path: Path) -> None:
     save_figure(fig, path, dpi=90)
 
 
-def _scored(exps: list[str], split: str) -> dict[str, tuple[Path, dict]]:
-    found = {}
+def _scored(exps: list[str], split: str) -> list[tuple[str, Path, dict]]:
+    """(label, experiment, scores) of every scored experiment; the label is the experiment's folder name
+    (with its parent's when two share a name), so two runs of one system stay apart."""
+    found = []
     for exp in map(Path, exps):
         f = exp / f"predict_{split}" / "score" / "scores.json"
         if f.is_file():
-            r = read_json(f)
-            found[r["system"]] = (exp, r)
-    return found
+            found.append((exp, read_json(f)))
+    names = [e.name for e, _ in found]
+    return [(e.name if names.count(e.name) == 1 else f"{e.parent.name}/{e.name}", e, r) for e, r in found]
 
 
 def report(exps: list[str], out: str | None = None, split: str = "evaluate") -> str:
-    """The RESULTS.md text for every scored system among ``exps`` on ``split``."""
+    """The RESULTS.md text for every scored experiment among ``exps`` on ``split``: single modalities first,
+    then the fusions; the conflict analysis of each fusion against the one audio and one video system."""
     found = _scored(exps, split)
     if not found:
         raise UserError(f"no scored {split} predictions under {', '.join(exps)}; run `aics avsc score` first")
-    order = [s for s in ("audio", "video", *FUSIONS) if s in found] + [
-        s for s in found if s not in FUSIONS and s not in ("audio", "video")
-    ]
+    rank = {s: k for k, s in enumerate(("audio", "video", *FUSIONS))}
+    found.sort(key=lambda x: (rank.get(x[2]["system"], len(rank)), x[0]))
+    labels = [label for label, _, _ in found]
+    rec = {label: r for label, _, r in found}
     text = [
-        f"Split: {split} ({found[order[0]][1]['clips']} clips). Log loss as DCASE2021 task 1B computes it "
+        f"Split: {split} ({found[0][2]['clips']} clips). Log loss as DCASE2021 task 1B computes it "
         "(probabilities clipped to 1e-15); lower is better.",
         "",
-    ]
-    text.append(
         markdown_table(
-            ["system", "log loss", "accuracy %"],
-            [[s, f"{found[s][1]['log_loss']:.3f}", f"{100 * found[s][1]['accuracy']:.1f}"] for s in order],
-        )
-    )
-    text += ["", "Accuracy per scene (%):", ""]
-    text.append(
+            ["experiment", "system", "log loss", "accuracy %"],
+            [
+                [lb, rec[lb]["system"], f"{rec[lb]['log_loss']:.3f}", f"{100 * rec[lb]['accuracy']:.1f}"]
+                for lb in labels
+            ],
+        ),  # fmt: skip
+        "",
+        "Accuracy per scene (%):",
+        "",
         markdown_table(
-            ["scene", *order],
-            [[c, *(100 * found[s][1]["class_wise"][c]["accuracy"] for s in order)] for c in SCENES],
+            ["scene", *labels],
+            [[c, *(100 * rec[lb]["class_wise"][c]["accuracy"] for lb in labels)] for c in SCENES],
             1,
-        )
-    )
-    text += ["", "Log loss per scene:", ""]
-    text.append(
+        ),  # fmt: skip
+        "",
+        "Log loss per scene:",
+        "",
         markdown_table(
-            ["scene", *order],
-            [[c, *(found[s][1]["class_wise"][c]["log_loss"] for s in order)] for c in SCENES],
+            ["scene", *labels],
+            [[c, *(rec[lb]["class_wise"][c]["log_loss"] for lb in labels)] for c in SCENES],
             3,
-        )
-    )
-    if "audio" in found and "video" in found:
-        pa = np.load(found["audio"][0] / f"predict_{split}" / "probs.npy")
-        pv = np.load(found["video"][0] / f"predict_{split}" / "probs.npy")
-        info = read_json(found["audio"][0] / f"predict_{split}" / "predict.json")
-        labels = SceneSet(info["data"], split).labels
-        for s in order:
-            if s not in FUSIONS:
-                continue
-            pf = np.load(found[s][0] / f"predict_{split}" / "probs.npy")
-            analysis = conflict_analysis(labels, pa, pv, pf, SCENES)
-            write_json(found[s][0] / f"predict_{split}" / "score" / "conflicts.json", analysis)
-            text += ["", f"### Conflicts: {s}", "", *conflict_text(s, analysis)]
+        ),  # fmt: skip
+    ]
+    single = {m: [(lb, e) for lb, e, r in found if r["system"] == m] for m in ("audio", "video")}
+    fusions = [(lb, e, r) for lb, e, r in found if r["system"] in FUSIONS]
+    if fusions and all(len(v) == 1 for v in single.values()):
+        (_, a_exp), (_, v_exp) = single["audio"][0], single["video"][0]
+        info = read_json(a_exp / f"predict_{split}" / "predict.json")
+        ds = SceneSet(info["data"], split)
+        pa = checked_probs(a_exp / f"predict_{split}", ds)
+        pv = checked_probs(v_exp / f"predict_{split}", ds)
+        for lb, e, _ in fusions:
+            pf = checked_probs(e / f"predict_{split}", ds)
+            analysis = conflict_analysis(ds.labels, pa, pv, pf, SCENES)
+            write_json(e / f"predict_{split}" / "score" / "conflicts.json", analysis)
+            text += ["", f"### Conflicts: {lb}", "", *conflict_text(lb, analysis)]
+    elif fusions:
+        counts = ", ".join(f"{len(v)} {m}" for m, v in single.items())
+        text += [
+            "",
+            f"(No conflict analysis: it needs exactly one audio and one video system; given {counts}.)",
+        ]
     body = "\n".join(text) + "\n"
     if out:
         write_text(out, body)

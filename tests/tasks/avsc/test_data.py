@@ -101,11 +101,28 @@ def test_bad_input_is_one_line_naming_file_and_row(sets, tmp_path, aics):
     wide = copy(sets["npy"], tmp_path / "wide")
     stem = Path((wide / "evaluation_setup/fold1_train.csv").read_text().splitlines()[3].split("\t")[0]).stem
     np.save(wide / f"embeddings/audio/{stem}.npy", np.zeros((5, 13), np.float32))
-    assert "dimension 13, the other audio embeddings have 12" in aics.error(
+    assert "dimension 13, most audio embeddings have 12" in aics.error(
         "avsc", "prepare", "--src", wide, "--out", tmp_path / "o3")  # fmt: skip
 
     long = copy(sets["npy"], tmp_path / "long")
     np.save(long / f"embeddings/audio/{stem}.npy", np.zeros((7, 12), np.float32))
     line = aics.error("avsc", "prepare", "--src", long, "--out", tmp_path / "o4")
-    assert "7 time steps, the others have 5; pass --steps N" in line
+    assert "7 time steps, most audio embeddings have 5; pass --steps N" in line
     assert "prepared" in aics("avsc", "prepare", "--src", long, "--out", tmp_path / "o5", "--steps", "5")
+
+
+def test_the_odd_clip_is_named_even_when_it_comes_first_and_nothing_is_written(sets, tmp_path, aics):
+    first = copy(sets["npy"], tmp_path / "first")
+    rows = (first / "evaluation_setup/fold1_train.csv").read_text().splitlines()
+    stem = Path(rows[1].split("\t")[0]).stem  # the very first clip read
+    np.save(first / f"embeddings/video/{stem}.npy", np.zeros((5, 11), np.float32))
+    late = Path(
+        (first / "evaluation_setup/fold1_evaluate.csv").read_text().splitlines()[2].split("\t")[0]
+    ).stem
+    np.save(first / f"embeddings/audio/{late}.npy", np.full((5, 12), np.nan, np.float32))
+    line = aics.error("avsc", "prepare", "--src", first, "--out", tmp_path / "o")
+    assert "fold1_evaluate.csv:3:" in line and "NaN" in line  # unreadable values first, then shapes
+    np.save(first / f"embeddings/audio/{late}.npy", np.zeros((5, 12), np.float32))
+    line = aics.error("avsc", "prepare", "--src", first, "--out", tmp_path / "o")
+    assert "fold1_train.csv:2:" in line and "dimension 11, most video embeddings have 10" in line
+    assert not (tmp_path / "o").exists()

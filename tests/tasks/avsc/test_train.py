@@ -83,7 +83,7 @@ def test_predict_fuse_score_and_report_through_the_cli(prepared, exps, aics):
     assert rows[0].split("\t")[:3] == ["aid", "scene_pred", "airport"] and len(rows) == 1 + 60
     out = aics("avsc", "fuse", "--audio", exps / "audio", "--video", exps / "video", "--data", prepared,
                "--out", exps)  # fmt: skip
-    assert "audio weight per scene" in out and (exps / "late_weighted/weights.json").is_file()
+    assert "audio weight per scene" in out and (exps / "late_weighted/predict_valid/weights.json").is_file()
     for s in ("audio", "video", "intermediate", "late_mean", "late_weighted"):
         assert "log loss" in aics("avsc", "score", "--pred", exps / s / "predict_evaluate")
     assert (exps / "intermediate/predict_evaluate/score/confusion.png").is_file()
@@ -98,3 +98,26 @@ def test_predict_fuse_score_and_report_through_the_cli(prepared, exps, aics):
     swapped = ("--audio", exps / "video", "--video", exps / "audio", "--data", prepared, "--out", exps)
     line = aics.error("avsc", "fuse", *swapped)
     assert "is the video system; late fusion takes the audio system there" in line
+
+
+def test_predictions_of_other_clips_are_refused_and_same_system_runs_stay_apart(
+    prepared, exps, tmp_path, aics
+):
+    other = tmp_path / "other"
+    generate(tmp_path / "synth2", per_class=(24, 6, 2), dims=(24, 24), steps=6, seed=9, show_progress=False)
+    prepare(tmp_path / "synth2", other, valid_frac=0.2, show_progress=False)
+    line = aics.error("avsc", "predict", "--exp", exps / "audio", "--data", other, "--split", "valid")
+    assert "is not the prepared data" in line and "was trained on" in line
+    for s in ("audio", "video"):
+        aics("avsc", "predict", "--exp", exps / s, "--data", prepared, "--split", "valid")
+    line = aics.error("avsc", "fuse", "--audio", exps / "audio", "--video", exps / "video", "--data", other,
+                      "--out", tmp_path / "fused", "--splits", "valid")  # fmt: skip
+    assert "predictions are of other clips" in line
+    again = tmp_path / "runs" / "audio_again"
+    train(cfg("model.system=audio", "train.epochs=2"), prepared, again)
+    aics("avsc", "predict", "--exp", again, "--data", prepared)
+    aics("avsc", "score", "--pred", again / "predict_evaluate")
+    aics("avsc", "predict", "--exp", exps / "audio", "--data", prepared)
+    aics("avsc", "score", "--pred", exps / "audio" / "predict_evaluate", "--overwrite")
+    table = aics("avsc", "report", exps / "audio", again)
+    assert "| audio | audio |" in table and "| audio_again | audio |" in table
