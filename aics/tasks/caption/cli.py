@@ -109,7 +109,9 @@ def train(data, exp, conf, overrides, device, overwrite) -> None:
 @click.option("--data", required=True, type=click.Path(), help="Image cache.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "dev", "test"]))
 @click.option("--ckpt", default="best", show_default=True, help="best, last, epoch-NNN or a path.")
-@click.option("--beam", default=1, show_default=True, type=click.IntRange(min=1), help="Beams (1: greedy).")
+@click.option(
+    "--beam", type=click.IntRange(min=1), help="Beams, 1: greedy (default: the config's decode.beam_size)."
+)
 @click.option(
     "--max-len", type=click.IntRange(min=1), help="Longest caption in words (default: decode.max_len)."
 )

@@ -42,6 +42,7 @@ def tokenize(text: str) -> list[str]:
 def read_token_file(path: Path, problems: list[str]) -> dict[str, list[str]]:
     """``<image>#<n>\\t<caption>`` rows -> captions per image, in ``n`` order."""
     captions: dict[str, dict[int, str]] = {}
+    lines_of: dict[tuple[str, int], int] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n\r")
@@ -55,13 +56,17 @@ def read_token_file(path: Path, problems: list[str]) -> dict[str, list[str]]:
             if not tokenize(text):
                 problems.append(f"{path}:{lineno}: empty caption for {key.strip()}")
                 continue
+            first = lines_of.setdefault((m["image"], int(m["n"])), lineno)
+            if first != lineno:
+                problems.append(f"{path}:{lineno}: {key.strip()} repeats line {first}")
+                continue
             captions.setdefault(m["image"], {})[int(m["n"])] = text.strip()
     return {img: [c[k] for k in sorted(c)] for img, c in captions.items()}
 
 
 def read_split_file(path: Path, problems: list[str]) -> list[tuple[str, int]]:
     names = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # a bad byte shows as a missing image's name
         for lineno, line in enumerate(f, 1):
             if line.strip():
                 names.append((line.strip(), lineno))
@@ -79,8 +84,13 @@ def read_karpathy(path: Path, problems: list[str]) -> tuple[dict[str, list[str]]
         raise UserError(f"{path}: not Karpathy's split json (an 'images' list): {e}") from None
     captions: dict[str, list[str]] = {}
     splits: dict[str, list] = {s: [] for s in SPLITS}
+    if not isinstance(images, list):
+        raise UserError(f"{path}: 'images' is not a list; not Karpathy's split json")
     for i, img in enumerate(images):
         where = f"{path}: images[{i}]"
+        if not isinstance(img, dict) or not all(isinstance(x, dict) for x in img.get("sentences") or []):
+            problems.append(f"{where}: not an image record with a list of sentence records")
+            continue
         name, split = img.get("filename"), img.get("split")
         if not name or split not in KARPATHY_SPLITS:
             problems.append(f"{where}: needs a filename and a split (train, restval, val or test)")
@@ -121,7 +131,9 @@ def check_image(path: Path) -> str | None:
 
     try:
         with Image.open(path) as im:
-            im.verify()
+            im.verify()  # the header and, for PNG, the checksums
+        with Image.open(path) as im:
+            im.load()  # the pixels: a truncated or damaged JPEG fails here
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         return f"{path}: cannot be read as an image ({type(e).__name__}); re-download or remove it"
     return None
@@ -258,9 +270,14 @@ def compute_features(prepared: str | Path, out: str | Path, fc, overwrite: bool 
         write_jsonl(out / f"{s}.jsonl", [{"name": r["name"], "captions": r["captions"], "tokens": r["tokens"]}
                                          for r in rows])  # fmt: skip
         info["splits"][s] = {"images": len(rows)}
-        if s == "train":
-            x = arr.reshape(-1, 3).astype(np.float64) / 255
-            info["mean"], info["std"] = x.mean(0).tolist(), np.maximum(x.std(0), 1e-3).tolist()
+        if s == "train":  # per-channel sums a chunk at a time: the whole set in float64 would not fit
+            total, squares, count = np.zeros(3), np.zeros(3), 0
+            for lo in range(0, len(arr), 256):
+                x = arr[lo : lo + 256].reshape(-1, 3).astype(np.float64) / 255
+                total, squares, count = total + x.sum(0), squares + (x * x).sum(0), count + len(x)
+            mean = total / max(1, count)
+            std = np.sqrt(np.maximum(squares / max(1, count) - mean**2, 0.0))
+            info["mean"], info["std"] = mean.tolist(), np.maximum(std, 1e-3).tolist()
     vocab = read_json(prepared / VOCAB_FILE)
     write_json(out / VOCAB_FILE, vocab)
     write_json(out / FEATURES_FILE, info)

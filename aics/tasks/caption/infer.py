@@ -41,6 +41,18 @@ def load_captioner(path: str | Path, device) -> tuple[Captioner, dict]:
     return model.to(device).eval(), ckpt
 
 
+def said(alphas: torch.Tensor, ids: list[int], v: Vocab) -> np.ndarray:
+    """The attention rows of the words ``Vocab.decode`` keeps (up to <end>; <start> and <pad> dropped), so
+    that map k belongs to word k."""
+    rows = []
+    for k, i in enumerate(ids):
+        if i == v.end:
+            break
+        if i not in (v.start, v.pad):
+            rows.append(k)
+    return alphas[rows].float().cpu().numpy()
+
+
 @torch.no_grad()
 def decode_split(model: Captioner, ds: CaptionSet, device, norm, max_len: int, beam: int = 1,
                  batch_size: int = 64, length_norm: float = 0.0, keep_alphas: int = 0,
@@ -61,7 +73,7 @@ def decode_split(model: Captioner, ds: CaptionSet, device, norm, max_len: int, b
                 n = ids.index(v.end) if v.end in ids else len(ids)
                 row = {"words": v.decode(ids)}
                 if lo + b < keep_alphas:
-                    row["alphas"] = alphas[b, :n].float().cpu().numpy()
+                    row["alphas"] = said(alphas[b], ids[:n], v)
                 out.append(row)
     else:
         for i in progress(range(len(ds)), desc=f"beam {beam}", enabled=show_progress):
@@ -70,7 +82,7 @@ def decode_split(model: Captioner, ds: CaptionSet, device, norm, max_len: int, b
             seq, alphas, logp = model.beam_search(x, v.start, v.end, max_len, beam, length_norm)
             row = {"words": v.decode(seq), "logp": round(float(logp), 4)}
             if i < keep_alphas:
-                row["alphas"] = alphas[: len(row["words"])].float().cpu().numpy()
+                row["alphas"] = said(alphas, seq, v)
             out.append(row)
     model.train(was_training)
     return out
@@ -103,10 +115,10 @@ def attention_figure(image: np.ndarray, words: list[str], alphas: np.ndarray, pa
     save_figure(fig, path, dpi=80)
 
 
-def decode(exp: str | Path, feats_dir: str | Path, split: str = "test", ckpt: str = "best", beam: int = 1,
-           max_len: int | None = None, length_norm: float | None = None, attention_images: int = 4,
-           batch_size: int = 64, device: str = "auto", out: str | Path | None = None,
-           overwrite: bool = False) -> dict:  # fmt: skip
+def decode(exp: str | Path, feats_dir: str | Path, split: str = "test", ckpt: str = "best",
+           beam: int | None = None, max_len: int | None = None, length_norm: float | None = None,
+           attention_images: int = 4, batch_size: int = 64, device: str = "auto",
+           out: str | Path | None = None, overwrite: bool = False) -> dict:  # fmt: skip
     """Caption ``split`` of the image cache with a checkpoint of ``exp``; returns decode.json's record."""
     from aics.core.io import read_json
     from aics.core.runtime import pick_device
@@ -114,7 +126,6 @@ def decode(exp: str | Path, feats_dir: str | Path, split: str = "test", ckpt: st
 
     feats_dir, exp = check_features(feats_dir), Path(exp)
     path = existing_checkpoint(exp, ckpt)
-    out = Path(out) if out else exp / decode_tag(split, beam)
     dev = pick_device(device)
     model, ck = load_captioner(path, dev)
     info = read_json(feats_dir / FEATURES_FILE)
@@ -125,6 +136,8 @@ def decode(exp: str | Path, feats_dir: str | Path, split: str = "test", ckpt: st
         )
     vocab = Vocab(ck["extra"]["vocab"])
     dc = ck["config"]["decode"]
+    beam = beam or dc["beam_size"]
+    out = Path(out) if out else exp / decode_tag(split, beam)
     max_len = max_len or dc["max_len"]
     length_norm = dc["length_norm"] if length_norm is None else length_norm
     params = {"ckpt": str(path.resolve()), "split": split, "beam": beam, "max_len": max_len,

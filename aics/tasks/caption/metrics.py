@@ -49,15 +49,39 @@ def simple_tokenize(text: str) -> str:
     return " ".join(tokenize(text))
 
 
-def ptb_tokenize(captions: dict) -> dict:
-    """{id: [caption, ...]} -> {id: [tokenised, ...]} through pycocoevalcap's Stanford PTB tokenizer
-    (lower case, punctuation dropped), or through aics's word tokenizer when there is no java."""
-    if java() is None:
-        return {k: [simple_tokenize(c) for c in v] for k, v in captions.items()}
-    require_pycocoevalcap()
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+def ptb_tokenize(captions: dict) -> tuple[dict, str]:
+    """{id: [caption, ...]} -> ({id: [tokenised, ...]}, "" or why the word tokenizer was used instead).
 
-    return PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
+    The COCO evaluation's tokenisation: Stanford's PTBTokenizer from the jar pycocoevalcap ships
+    (``-preserveLines -lowerCase``), then its punctuation tokens dropped, as pycocoevalcap's own wrapper
+    does; run here on a file in a temporary folder (that wrapper writes into its installed package). Without
+    java, or if the tokenizer fails, aics's word tokenizer (lower case, punctuation removed)."""
+    flat = [(k, c.replace("\n", " ")) for k, v in captions.items() for c in v]
+    lines = None
+    why = "no java on the PATH" if java() is None else ""
+    if not why:
+        from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS, STANFORD_CORENLP_3_4_1_JAR
+
+        jar = require_pycocoevalcap() / "tokenizer" / STANFORD_CORENLP_3_4_1_JAR
+        with tempfile.TemporaryDirectory(prefix="aics-ptb-") as tmp:
+            text = Path(tmp) / "captions.txt"
+            text.write_text("\n".join(c for _, c in flat), encoding="utf-8")
+            cmd = ["java", "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines",
+                   "-lowerCase", str(text)]  # fmt: skip
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+                out = proc.stdout.split("\n")
+                if proc.returncode == 0 and len(out) >= len(flat):
+                    drop = set(PUNCTUATIONS)
+                    lines = [" ".join(w for w in line.rstrip().split(" ") if w not in drop) for line in out]
+                else:
+                    why = f"the PTB tokenizer failed (exit {proc.returncode})"
+            except (OSError, subprocess.TimeoutExpired) as e:
+                why = f"the PTB tokenizer failed ({type(e).__name__})"
+    out_caps: dict = {k: [] for k in captions}
+    for n, (k, c) in enumerate(flat):
+        out_caps[k].append(lines[n] if lines is not None else simple_tokenize(c))
+    return out_caps, (f"{why}: aics's word tokenizer was used" if why else "")
 
 
 def bleu_cider(refs: dict, hyps: dict) -> dict:
@@ -142,32 +166,26 @@ def coco_scores(refs: dict, hyps: dict, corenlp_dir: str | Path | None = None, t
         raise UserError(f"no references for {len(missing)} captioned images (first: {missing[0]})")
     refs = {str(i): list(refs[i]) for i in ids}
     hyps_list = {str(i): [hyps[i]] for i in ids}
+    unavailable: dict[str, str] = {}
     if tokenize:
-        refs, hyps_list = ptb_tokenize(refs), ptb_tokenize(hyps_list)
+        (refs, why_r), (hyps_list, why_h) = ptb_tokenize(refs), ptb_tokenize(hyps_list)
+        if why_r or why_h:
+            unavailable["PTB tokenizer"] = why_r or why_h
     keys = list(refs)  # every pycocoevalcap scorer lists per-image scores in the order of the refs' keys
     per: dict[str, dict] = {k: {} for k in keys}
     overall: dict[str, float] = {}
-    unavailable: dict[str, str] = {}
-    if tokenize and java() is None:
-        unavailable["PTB tokenizer"] = "no java on the PATH: aics's word tokenizer was used"
     bleu, bleu_per = Bleu(4).compute_score(refs, hyps_list, verbose=0)
     for n, name in enumerate(BLEU_NAMES):
         overall[name] = float(bleu[n])
         for k, v in zip(keys, bleu_per[n], strict=True):
             per[k][name] = float(v)
-    if java() is not None:
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        scorer = Meteor()
-        try:
-            m, m_per = scorer.compute_score(refs, hyps_list)
-        finally:
-            _close_meteor(scorer)
-        overall["METEOR"] = float(m)
-        for k, v in zip(keys, m_per, strict=True):
-            per[k]["METEOR"] = float(v)
+    meteor, why = meteor_scores(refs, hyps_list)
+    if meteor is None:
+        unavailable["METEOR"] = why
     else:
-        unavailable["METEOR"] = "no java on the PATH"
+        overall["METEOR"] = meteor[0]
+        for k, v in zip(keys, meteor[1], strict=True):
+            per[k]["METEOR"] = float(v)
     r, r_per = Rouge().compute_score(refs, hyps_list)
     overall["ROUGE-L"] = float(r)
     c, c_per = Cider().compute_score(refs, hyps_list)
@@ -193,11 +211,39 @@ def coco_scores(refs: dict, hyps: dict, corenlp_dir: str | Path | None = None, t
     }
 
 
+def meteor_scores(refs: dict, hyps: dict) -> tuple[tuple[float, list] | None, str]:
+    """METEOR 1.5 through pycocoevalcap (its java process), or (None, why not). A failing process is killed
+    and its lock released, so neither this call nor the interpreter's exit can hang on it."""
+    if java() is None:
+        return None, "no java on the PATH"
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = None
+    try:
+        scorer = Meteor()
+        m, m_per = scorer.compute_score(refs, hyps)
+        return (float(m), [float(x) for x in m_per]), ""
+    except (OSError, ValueError) as e:  # BrokenPipeError, a dead process's empty reply, a missing jar
+        return None, f"METEOR failed ({type(e).__name__}: {str(e)[:80]})"
+    finally:
+        if scorer is not None:
+            _close_meteor(scorer)
+
+
 def _close_meteor(scorer) -> None:
-    """pycocoevalcap leaves its METEOR java process running until the object is collected; end it now."""
+    """End pycocoevalcap's METEOR process now (it would live until the object is collected), without taking
+    its lock, which a failed ``compute_score`` leaves held; then free that lock for the object's __del__."""
     p = getattr(scorer, "meteor_p", None)
-    if p is not None and p.poll() is None:
-        with scorer.lock:
-            p.stdin.close()
+    if p is not None:
+        for f in (p.stdin, p.stdout, p.stderr):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        if p.poll() is None:
             p.kill()
-            p.wait()
+        p.wait()
+    lock = getattr(scorer, "lock", None)
+    if lock is not None and lock.locked():
+        lock.release()

@@ -118,6 +118,26 @@ def test_bad_input_is_one_line_naming_file_and_line(flickr, tmp_path, aics):
     line = aics.error("caption", "prepare", "--src", broken, "--out", tmp_path / "o3")
     assert f"{dev_names[0]}: cannot be read as an image" in line
 
+    twice = copy(flickr, tmp_path / "twice")
+    token = twice / "Flickr8k.token.txt"
+    rows = token.read_text().splitlines()
+    token.write_text("\n".join([*rows, rows[2].split("\t")[0] + "\tanother caption"]) + "\n")
+    line = aics.error("caption", "prepare", "--src", twice, "--out", tmp_path / "o5")
+    assert f"Flickr8k.token.txt:{len(rows) + 1}: {rows[2].split(chr(9))[0]} repeats line 3" in line
+
+    cut = copy(flickr, tmp_path / "cut")
+    jpeg = cut / "Flicker8k_Dataset" / test_names[0]
+    jpeg.write_bytes(jpeg.read_bytes()[: len(jpeg.read_bytes()) // 2])  # a truncated download
+    line = aics.error("caption", "prepare", "--src", cut, "--out", tmp_path / "o6")
+    assert f"{test_names[0]}: cannot be read as an image" in line
+
+    karpathy = copy(flickr, tmp_path / "karpathy")
+    for f in ("Flickr8k.token.txt", "Flickr_8k.trainImages.txt"):
+        (karpathy / f).unlink()
+    (karpathy / "dataset_flickr8k.json").write_text('{"images": [{"filename": "a.jpg", "sentences": ["x"]}]}')
+    line = aics.error("caption", "prepare", "--src", karpathy, "--out", tmp_path / "o7")
+    assert "dataset_flickr8k.json: images[0]: not an image record" in line
+
     with pytest.raises(UserError, match="Flickr8k.token.txt"):
         empty = tmp_path / "empty"
         (empty / "Flicker8k_Dataset").mkdir(parents=True)

@@ -75,3 +75,42 @@ def test_extremes_are_the_best_and_worst_under_a_metric():
     per = [{"image": f"i{k}", "CIDEr-D": s} for k, s in enumerate([0.5, 2.0, 0.1, 2.0, 1.0])]
     best, worst = extremes(per, "CIDEr-D", 2)
     assert [r["image"] for r in best] == ["i1", "i3"] and [r["image"] for r in worst] == ["i2", "i0"]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs java")
+def test_ptb_tokenisation_is_the_coco_evaluations():
+    from aics.tasks.caption.metrics import ptb_tokenize
+
+    caps = {"a": ["A man, in a RED hat.", ""], "b": ["Don't stop -- the (big) dog's toy!"]}
+    out, why = ptb_tokenize(caps)
+    assert why == "" and out == {
+        "a": ["a man in a red hat", ""],
+        "b": ["do n't stop the -lrb- big -rrb- dog 's toy"],
+    }
+
+
+def test_a_failing_meteor_is_unavailable_and_leaves_nothing_running(monkeypatch):
+    import subprocess
+    import threading
+
+    from pycocoevalcap.meteor import meteor
+
+    from aics.tasks.caption import metrics
+
+    made = []
+
+    class Broken:
+        def __init__(self):
+            self.meteor_p = subprocess.Popen(["sleep", "30"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.lock = threading.Lock()
+            made.append(self)
+
+        def compute_score(self, refs, hyps):
+            self.lock.acquire()  # as pycocoevalcap does, and never releases when the pipe breaks
+            raise BrokenPipeError("the java process died")
+
+    monkeypatch.setattr(metrics, "java", lambda: "/usr/bin/java")
+    monkeypatch.setattr(meteor, "Meteor", Broken)
+    scores, why = metrics.meteor_scores({"a": ["a cat"]}, {"a": ["a cat"]})
+    assert scores is None and why.startswith("METEOR failed (BrokenPipeError")
+    assert made[0].meteor_p.poll() is not None and not made[0].lock.locked()

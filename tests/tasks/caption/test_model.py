@@ -171,3 +171,13 @@ def test_length_normalisation_ranks_by_mean_log_probability():
                 continue
             scores.append((sequence_logp(m, image, list(s)) / n, s))
     assert tuple(seq) == max(scores)[1]
+
+
+def test_attention_maps_stay_with_the_words_they_belong_to():
+    from aics.tasks.caption.data import Vocab
+    from aics.tasks.caption.infer import said
+
+    v = Vocab(["<pad>", "<start>", "<end>", "<unk>", "red", "ball"])
+    alphas = torch.arange(5.0)[:, None].expand(5, 3)  # row k is filled with k
+    rows = said(alphas, [4, 1, 5, 2, 4], v)  # red <start> ball <end> red
+    assert v.decode([4, 1, 5, 2, 4]) == ["red", "ball"] and rows[:, 0].tolist() == [0.0, 2.0]
