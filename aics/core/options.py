@@ -65,3 +65,27 @@ def report_command(report_ref: str, help: str) -> click.Command:
         click.echo(_load(report_ref)(list(exps), out), nl=False)
 
     return report
+
+
+def train_command(
+    config_ref: str, check_ref: str, train_ref: str, help: str, data_help: str, name: str = "train"
+) -> click.Command:
+    """``aics <task> train --data DIR --exp DIR [--conf ...] [--set ...] [--device] [--overwrite]``: load
+    ``module:ConfigClass``, check the data dir with ``module:check`` (before the trainer's module, and torch,
+    are imported), then run ``module:train(cfg, data, exp, overwrite=...)``."""
+
+    @click.command(name, help=help)
+    @click.option("--data", required=True, type=click.Path(), help=data_help)
+    @click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
+    @conf_option
+    @set_option
+    @device_option
+    @overwrite_option
+    def train(data, exp, conf, overrides, device, overwrite) -> None:
+        from aics.core.config import load_config
+
+        cfg = load_config(_load(config_ref), conf, with_device(overrides, device))
+        _load(check_ref)(data)
+        _load(train_ref)(cfg, data, exp, overwrite=overwrite)
+
+    return train

@@ -13,7 +13,7 @@ from aics.core.options import (
     overwrite_option,
     report_command,
     set_option,
-    with_device,
+    train_command,
 )
 
 FORMATS = ("auto", "ljspeech", "libritts", "librispeech", "thchs30")
@@ -138,24 +138,16 @@ def features(data, out, conf, overrides, workers, overwrite) -> None:
     click.echo(f"features {out}: {info['features']['kind']} x {info['dim']}; {sizes}")
 
 
-@cli.command()
-@click.option("--data", required=True, type=click.Path(), help="Features directory (`aics asr features`).")
-@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
-@conf_option
-@set_option
-@device_option
-@overwrite_option
-def train(data, exp, conf, overrides, device, overwrite) -> None:
-    """Train a DFCNN with CTC (resumes from EXP/ckpt/last.pt; runs under torchrun for several processes)."""
-    from aics.core.config import load_config
-    from aics.tasks.asr.config import AsrConfig
-    from aics.tasks.asr.data import check_features
-
-    cfg = load_config(AsrConfig, conf, with_device(overrides, device))
-    check_features(data)
-    from aics.tasks.asr.train import train as run
-
-    run(cfg, data, exp, overwrite=overwrite)
+cli.add_command(
+    train_command(
+        "aics.tasks.asr.config:AsrConfig",
+        "aics.tasks.asr.data:check_features",
+        "aics.tasks.asr.train:train",
+        help="Train a DFCNN with CTC (resumes from EXP/ckpt/last.pt; runs under torchrun for several "
+        "processes).",
+        data_help="Features directory (`aics asr features`).",
+    )
+)
 
 
 @cli.command()

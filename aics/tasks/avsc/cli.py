@@ -5,13 +5,11 @@ from __future__ import annotations
 import click
 
 from aics.core.options import (
-    conf_option,
     config_command,
     device_option,
     overwrite_option,
     report_command,
-    set_option,
-    with_device,
+    train_command,
 )
 
 
@@ -143,24 +141,16 @@ def prepare(src, out, audio_emb, video_emb, steps, valid_frac, seed, overwrite) 
     )
 
 
-@cli.command()
-@click.option("--data", required=True, type=click.Path(), help="Prepared data directory.")
-@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
-@conf_option
-@set_option
-@device_option
-@overwrite_option
-def train(data, exp, conf, overrides, device, overwrite) -> None:
-    """Train one system (model.system: audio, video, early, intermediate); resumes from EXP/ckpt/last.pt."""
-    from aics.core.config import load_config
-    from aics.tasks.avsc.config import AvscConfig
-    from aics.tasks.avsc.data import check_prepared
-
-    cfg = load_config(AvscConfig, conf, with_device(overrides, device))
-    check_prepared(data)
-    from aics.tasks.avsc.train import train as run
-
-    run(cfg, data, exp, overwrite=overwrite)
+cli.add_command(
+    train_command(
+        "aics.tasks.avsc.config:AvscConfig",
+        "aics.tasks.avsc.data:check_prepared",
+        "aics.tasks.avsc.train:train",
+        help="Train one system (model.system: audio, video, early, intermediate); resumes from "
+        "EXP/ckpt/last.pt.",
+        data_help="Prepared data directory.",
+    )
+)
 
 
 @cli.command()

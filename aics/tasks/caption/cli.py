@@ -11,7 +11,7 @@ from aics.core.options import (
     overwrite_option,
     report_command,
     set_option,
-    with_device,
+    train_command,
 )
 
 
@@ -84,24 +84,15 @@ def features(data, out, conf, overrides, overwrite) -> None:
     click.echo(f"images {out}: {sum(v['images'] for v in info['splits'].values())} at {size}x{size}")
 
 
-@cli.command()
-@click.option("--data", required=True, type=click.Path(), help="Image cache (`aics caption features`).")
-@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
-@conf_option
-@set_option
-@device_option
-@overwrite_option
-def train(data, exp, conf, overrides, device, overwrite) -> None:
-    """Train Show, Attend and Tell (resumes from EXP/ckpt/last.pt; runs under torchrun too)."""
-    from aics.core.config import load_config
-    from aics.tasks.caption.config import CaptionConfig
-    from aics.tasks.caption.data import check_features
-
-    cfg = load_config(CaptionConfig, conf, with_device(overrides, device))
-    check_features(data)
-    from aics.tasks.caption.train import train as run
-
-    run(cfg, data, exp, overwrite=overwrite)
+cli.add_command(
+    train_command(
+        "aics.tasks.caption.config:CaptionConfig",
+        "aics.tasks.caption.data:check_features",
+        "aics.tasks.caption.train:train",
+        help="Train Show, Attend and Tell (resumes from EXP/ckpt/last.pt; runs under torchrun too).",
+        data_help="Image cache (`aics caption features`).",
+    )
+)
 
 
 @cli.command()

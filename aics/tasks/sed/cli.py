@@ -11,7 +11,7 @@ from aics.core.options import (
     overwrite_option,
     report_command,
     set_option,
-    with_device,
+    train_command,
 )
 
 
@@ -91,24 +91,15 @@ def features(data, out, conf, overrides, workers, unlabelled, overwrite) -> None
     click.echo(f"features {out}: {info['frames']} frames x {info['dim']} mel bands per clip")
 
 
-@cli.command()
-@click.option("--data", required=True, type=click.Path(), help="Features directory (`aics sed features`).")
-@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
-@conf_option
-@set_option
-@device_option
-@overwrite_option
-def train(data, exp, conf, overrides, device, overwrite) -> None:
-    """Train a CRNN on the weak clip tags (resumes from EXP/ckpt/last.pt; runs under torchrun too)."""
-    from aics.core.config import load_config
-    from aics.tasks.sed.config import SedConfig
-    from aics.tasks.sed.data import check_features
-
-    cfg = load_config(SedConfig, conf, with_device(overrides, device))
-    check_features(data)
-    from aics.tasks.sed.train import train as run
-
-    run(cfg, data, exp, overwrite=overwrite)
+cli.add_command(
+    train_command(
+        "aics.tasks.sed.config:SedConfig",
+        "aics.tasks.sed.data:check_features",
+        "aics.tasks.sed.train:train",
+        help="Train a CRNN on the weak clip tags (resumes from EXP/ckpt/last.pt; runs under torchrun too).",
+        data_help="Features directory (`aics sed features`).",
+    )
+)
 
 
 @cli.command()

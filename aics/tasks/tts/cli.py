@@ -19,7 +19,7 @@ from aics.core.options import (
     overwrite_option,
     report_command,
     set_option,
-    with_device,
+    train_command,
 )
 
 
@@ -265,24 +265,15 @@ def features(data, out, conf, overrides, workers, overwrite) -> None:
     click.echo(f"features {out}: {sizes}")
 
 
-@cli.command()
-@click.option("--data", required=True, type=click.Path(), help="Features directory (`aics tts features`).")
-@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
-@conf_option
-@set_option
-@device_option
-@overwrite_option
-def train(data, exp, conf, overrides, device, overwrite) -> None:
-    """Train Tacotron2 (resumes from EXP/ckpt/last.pt; runs under torchrun for several processes)."""
-    from aics.core.config import load_config
-    from aics.tasks.tts.config import TtsConfig
-    from aics.tasks.tts.data import check_features
-
-    cfg = load_config(TtsConfig, conf, with_device(overrides, device))
-    check_features(data)
-    from aics.tasks.tts.train import train as run
-
-    run(cfg, data, exp, overwrite=overwrite)
+cli.add_command(
+    train_command(
+        "aics.tasks.tts.config:TtsConfig",
+        "aics.tasks.tts.data:check_features",
+        "aics.tasks.tts.train:train",
+        help="Train Tacotron2 (resumes from EXP/ckpt/last.pt; runs under torchrun for several processes).",
+        data_help="Features directory (`aics tts features`).",
+    )
+)
 
 
 @cli.command()
@@ -353,24 +344,17 @@ def export(ckpt, out, scores, note) -> None:
     click.echo(f"wrote {w['path']}: {w['parameters']:,} parameters, {w['bytes'] / 1e6:.1f} MB")
 
 
-@cli.command("train-waveglow")
-@click.option("--data", required=True, type=click.Path(), help="Features directory (`aics tts features`).")
-@click.option("--exp", required=True, type=click.Path(file_okay=False), help="Experiment directory.")
-@conf_option
-@set_option
-@device_option
-@overwrite_option
-def train_waveglow(data, exp, conf, overrides, device, overwrite) -> None:
-    """Train a WaveGlow vocoder on the features dir's wavs (resumes from EXP/ckpt/last.pt; torchrun too)."""
-    from aics.core.config import load_config
-    from aics.tasks.tts.data import check_features
-    from aics.tasks.tts.waveglow_train import WaveGlowTrainConfig
-
-    cfg = load_config(WaveGlowTrainConfig, conf, with_device(overrides, device))
-    check_features(data)
-    from aics.tasks.tts.waveglow_train import train as run
-
-    run(cfg, data, exp, overwrite=overwrite)
+cli.add_command(
+    train_command(
+        "aics.tasks.tts.waveglow_train:WaveGlowTrainConfig",
+        "aics.tasks.tts.data:check_features",
+        "aics.tasks.tts.waveglow_train:train",
+        help="Train a WaveGlow vocoder on the features dir's wavs (resumes from EXP/ckpt/last.pt; torchrun "
+        "too).",
+        data_help="Features directory (`aics tts features`).",
+        name="train-waveglow",
+    )
+)
 
 
 cli.add_command(config_command("aics.tasks.tts.config:TtsConfig"))
