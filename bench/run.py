@@ -651,7 +651,7 @@ def caption_quality(schedules: str = "none linear inverse_sigmoid", beams: str =
     work = Path(tempfile.mkdtemp(prefix="aics-bench-caption-"))
     data, exp = work / "data", work / "exp"
     recipe = ["bash", str(ROOT / "recipes/caption/run.sh"), "--data", str(data), "--exp", str(exp),
-              "--schedules", schedules, "--beams", beams]  # fmt: skip
+              "--beams", beams]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AICS_PROGRESS": "0"}
     out: dict = {}
     try:

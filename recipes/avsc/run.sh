@@ -71,7 +71,7 @@ fi
 
 splits="valid evaluate"
 # the test fold (no labels: what a challenge submission predicts) when the dataset lists any
-if [ -f "$prepared/test.jsonl" ] && [ -s "$prepared/test.jsonl" ]; then splits="$splits test"; fi
+if [ -s "$prepared/test.jsonl" ]; then splits="$splits test"; fi
 if run_stage 3; then
   for s in $systems; do
     for sp in $splits; do

@@ -78,9 +78,7 @@ def extremes(per: list[dict], metric: str, k: int) -> tuple[list[dict], list[dic
 
 def write_examples(out: Path, per: list[dict], feats: Path, split: str, k: int) -> dict:
     """examples.md and one picture per (metric, best/worst); returns the image names shown."""
-    from aics.core.io import read_jsonl as _rows
-
-    names = [r["name"] for r in _rows(feats / f"{split}.jsonl")]
+    names = [r["name"] for r in read_jsonl(feats / f"{split}.jsonl")]
     index = {n: i for i, n in enumerate(names)}
     images = np.load(feats / f"{split}.npy", mmap_mode="r")
     lines = ["# Best and worst captions under each metric", ""]
@@ -170,7 +168,7 @@ def report(exps: list[str], out: str | None = None) -> str:
 
 
 def _config(exp: Path) -> dict:
-    import yaml
+    from aics.core.config import load_yaml
 
     p = exp / "config.yaml"
-    return yaml.safe_load(p.read_text()) if p.is_file() else {}
+    return load_yaml(p) if p.is_file() else {}
