@@ -322,3 +322,20 @@ class SceneSet:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def ids_hash(ids: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def checked_probs(pred_dir: Path, ds: SceneSet) -> np.ndarray:
+    """A predict dir's posteriors, refused in one line unless they are of exactly ``ds``'s clips, in order."""
+    info = read_json(pred_dir / "predict.json")
+    if info.get("ids_sha256") != ids_hash(ds.ids):
+        raise UserError(
+            f"{pred_dir}: its predictions are of other clips (or another order) than the {info.get('split')} "
+            "split of the data given; predict again from the same prepared data"
+        )
+    return np.load(pred_dir / "probs.npy")

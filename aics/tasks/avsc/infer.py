@@ -22,7 +22,7 @@ from aics.core.errors import UserError
 from aics.core.io import read_json, write_json, write_text
 from aics.core.stage import begin_stage, mark_done, require_done
 from aics.core.trainloop import data_fingerprint
-from aics.tasks.avsc.data import PREPARE_FILE, SceneSet, check_prepared
+from aics.tasks.avsc.data import PREPARE_FILE, SceneSet, check_prepared, checked_probs, ids_hash
 from aics.tasks.avsc.labels import SCENES
 
 SPLITS_SCORED = ("valid", "evaluate")
@@ -37,23 +37,6 @@ def load_system(path: Path, device):
     model = SceneNet(SceneNetConfig(**ckpt["extra"]["net"]))
     load_weights(model, ckpt["model"], path)
     return model.to(device).eval(), ckpt
-
-
-def ids_hash(ids: list[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
-
-
-def checked_probs(pred_dir: Path, ds: SceneSet) -> np.ndarray:
-    """A predict dir's posteriors, refused in one line unless they are of exactly ``ds``'s clips, in order."""
-    info = read_json(pred_dir / "predict.json")
-    if info.get("ids_sha256") != ids_hash(ds.ids):
-        raise UserError(
-            f"{pred_dir}: its predictions are of other clips (or another order) than the {info.get('split')} "
-            "split of the data given; predict again from the same prepared data"
-        )
-    return np.load(pred_dir / "probs.npy")
 
 
 def write_predictions(out: Path, ds: SceneSet, probs: np.ndarray, record: dict) -> None:

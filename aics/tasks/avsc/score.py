@@ -19,8 +19,7 @@ from aics.core.errors import UserError
 from aics.core.io import read_json, write_json, write_text
 from aics.core.report import markdown_table
 from aics.core.stage import begin_stage, mark_done, require_done
-from aics.tasks.avsc.data import SceneSet
-from aics.tasks.avsc.infer import checked_probs
+from aics.tasks.avsc.data import SceneSet, checked_probs
 from aics.tasks.avsc.labels import SCENES
 from aics.tasks.avsc.metrics import accuracy, class_wise, conflict_analysis, confusion, log_loss
 
