@@ -57,12 +57,15 @@ EARLY_LEFTOVERS = {"config.yaml", "log", "tb"}
 @dataclasses.dataclass
 class RunSpec:
     """What a training run is: its task, resolved config (primitives), the data it reads (a fingerprint
-    from ``data_fingerprint``) and the task's own keys that are safe to change on resume."""
+    from ``data_fingerprint``), the task's own keys that are safe to change on resume, and the keys a later
+    version added (dotted key -> the value that behaves as before): an experiment recorded without such a
+    key matches a config holding that value, so upgrading aics does not strand a run."""
 
     task: str
     config: dict
     data: dict | None = None
     safe: tuple[str, ...] = ()
+    added: dict = dataclasses.field(default_factory=dict)
 
     @property
     def safe_keys(self) -> tuple[str, ...]:
@@ -86,7 +89,12 @@ def describe_changes(old: dict, new: dict, keys: list[str]) -> str:
 
 
 def refused_changes(saved: dict, spec: RunSpec) -> list[str]:
-    return [k for k in diff_keys(saved, spec.config) if k not in spec.safe_keys]
+    old, new = flatten(saved), flatten(spec.config)
+
+    def added_as_before(key: str) -> bool:
+        return key not in old and key in spec.added and new.get(key) == spec.added[key]
+
+    return [k for k in diff_keys(saved, spec.config) if k not in spec.safe_keys and not added_as_before(k)]
 
 
 def check_data(saved: dict | None, spec: RunSpec, where: Path) -> None:

@@ -47,6 +47,8 @@ from aics.tasks.caption.model import Captioner, caption_loss, captioner_config, 
 
 TASK = "caption"
 SAFE_ON_RESUME = ("train.eval_batch_size",)
+# keys added after the first release, with the values that train as runs recorded without them did
+ADDED = {"model.encoder": "cnn", "model.encoder_weights": "", "model.freeze_encoder": False}
 
 
 def check_model(cfg: CaptionConfig) -> None:
@@ -112,7 +114,7 @@ def train(cfg: CaptionConfig, feats_dir: str | Path, exp_dir: str | Path, overwr
     cfg.features = from_dict(FeatureConfig, info["features"], str(feats_dir / FEATURES_FILE))
     check_model(cfg)
     data = data_fingerprint(feats_dir, (FEATURES_FILE, ".done"))
-    spec = RunSpec(TASK, to_dict(cfg), data=data, safe=SAFE_ON_RESUME)
+    spec = RunSpec(TASK, to_dict(cfg), data=data, safe=SAFE_ON_RESUME, added=ADDED)
     with session(exp, overwrite, cfg.train, spec) as ctx:
         return _fit(cfg, spec, feats_dir, info, exp, ctx) if ctx is not None else {}
 
