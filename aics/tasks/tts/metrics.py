@@ -58,8 +58,11 @@ For one decoded utterance's alignment ``(decoder steps T, text positions N)`` (`
 restricted to its first ``text_length`` positions and ``n_steps`` steps, with ``p_t`` the argmax position at
 step ``t``:
 
-- monotonic: every move ``p_t - p_{t-1}`` lies in ``[-max_back, max_forward]`` (defaults 1 back, 3 forward:
-  a character is spoken over several steps, so a larger jump skips text and a larger step back repeats it);
+- monotonic: the argmax reaches the start of the text (one of the first ``start_slack + 1`` = 3 symbols) and
+  from then on every move ``p_t - p_{t-1}`` lies in ``[-max_back, max_forward]`` (defaults 1 back, 3 forward:
+  a character is spoken over several steps, so a larger jump skips text and a larger step back repeats it).
+  The steps before it are the leading silence, where a voice may rest its attention on a word boundary
+  before it starts on the first symbol: ``first_step`` counts them;
 - reaches the end: the last step's argmax is within ``end_slack`` (2) positions of the last symbol,
   ``p_{T-1} >= text_length - 1 - end_slack``;
 - focus rate (FastSpeech, Ren et al. 2019): the mean over steps of the largest attention weight, 1.0 for a
@@ -335,14 +338,16 @@ def attention_health(
     max_back: int = 1,
     max_forward: int = 3,
     end_slack: int = 2,
+    start_slack: int = 2,
 ) -> dict:
     """Health of one utterance's attention ``(decoder steps T, text positions N)`` (numpy or torch).
 
     Only the first ``text_length`` positions (default N; the rest is padding) and ``n_steps`` steps (default
     T) count. Returns ``monotonic`` and ``reaches_end`` (bools, defined in the module docstring with the
-    thresholds ``max_back``, ``max_forward`` and ``end_slack``), ``focus_rate`` (float), and for diagnosis
-    ``largest_back`` and ``largest_forward`` (the largest argmax moves back and forward, >= 0) and
-    ``last_position`` (the last step's argmax).
+    thresholds ``max_back``, ``max_forward``, ``start_slack`` and ``end_slack``), ``focus_rate`` (float), and
+    for diagnosis ``first_step`` (the first step attending within ``start_slack`` of the first symbol; T when
+    none does), ``largest_back`` and ``largest_forward`` (the largest argmax moves back and forward from
+    then on, >= 0) and ``last_position`` (the last step's argmax).
     """
     a = _as_array(alignment, "alignment", 2)
     text_length = a.shape[1] if text_length is None else int(text_length)
@@ -353,18 +358,21 @@ def attention_health(
         )
     if not 0 < n_steps <= a.shape[0]:
         raise ValueError(f"n_steps={n_steps} must be in [1, {a.shape[0]}] (the alignment's steps)")
-    if min(max_back, max_forward, end_slack) < 0:
-        raise ValueError("max_back, max_forward and end_slack must be >= 0")
+    if min(max_back, max_forward, end_slack, start_slack) < 0:
+        raise ValueError("max_back, max_forward, end_slack and start_slack must be >= 0")
     a = a[:n_steps, :text_length]  # (T, N)
     position = a.argmax(axis=1)  # (T,)
-    moves = np.diff(position)  # (T - 1,)
+    started = np.flatnonzero(position <= start_slack)
+    first = int(started[0]) if started.size else n_steps
+    moves = np.diff(position[first:])  # moves from the first step at the start of the text on
     largest_back = int(max(0, -moves.min())) if moves.size else 0
     largest_forward = int(max(0, moves.max())) if moves.size else 0
     last = int(position[-1])
     return {
-        "monotonic": largest_back <= max_back and largest_forward <= max_forward,
+        "monotonic": first < n_steps and largest_back <= max_back and largest_forward <= max_forward,
         "reaches_end": last >= text_length - 1 - end_slack,
         "focus_rate": float(a.max(axis=1).mean()),
+        "first_step": first,
         "largest_back": largest_back,
         "largest_forward": largest_forward,
         "last_position": last,

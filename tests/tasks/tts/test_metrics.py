@@ -295,6 +295,7 @@ def test_diagonal_attention_is_healthy():
         "monotonic": True,
         "reaches_end": True,
         "focus_rate": 1.0,
+        "first_step": 0,
         "largest_back": 0,
         "largest_forward": 1,
         "last_position": 9,
@@ -310,9 +311,9 @@ def test_focus_rate_is_the_mean_largest_weight():
 
 
 def test_stuck_attention_never_reaches_the_end():
-    h = attention_health(_hard([3] * 30, 10))
+    h = attention_health(_hard([1] * 30, 10))
     assert h["monotonic"] and not h["reaches_end"]
-    assert h["last_position"] == 3
+    assert h["last_position"] == 1
 
 
 def test_backward_jumps():
@@ -322,6 +323,20 @@ def test_backward_jumps():
     assert not h["monotonic"] and h["largest_back"] == 2 and h["reaches_end"]
     assert attention_health(_hard([0, 1, 2, 3, 4, 2, 3, 4, 5], 6), max_back=2)["monotonic"]
     assert not attention_health(_hard([0, 1, 2, 3, 2, 3, 4, 5], 6), max_back=0)["monotonic"]
+
+
+def test_steps_before_the_start_of_the_text_are_the_leading_silence():
+    # a voice resting on a word boundary (position 5) through the leading silence, then reading from the start
+    h = attention_health(_hard([5, 5, 5, 0, 1, 2, 3, 4, 5, 6, 7], 8))
+    assert h["monotonic"] and h["first_step"] == 3 and h["largest_back"] == 0
+    assert attention_health(_hard([5, 5, 2, 3, 4, 5, 6, 7], 8))["first_step"] == 2  # within start_slack
+    assert not attention_health(_hard([5, 5, 2, 3, 4, 5, 6, 7], 8), start_slack=1)["monotonic"]
+    # a jump back once it has started still counts
+    h = attention_health(_hard([5, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7], 8))
+    assert not h["monotonic"] and h["first_step"] == 1 and h["largest_back"] == 3
+    # never at the start: not monotonic, however smooth
+    h = attention_health(_hard([4, 4, 5, 5, 6, 6, 7], 8))
+    assert not h["monotonic"] and h["first_step"] == 7 and h["reaches_end"]
 
 
 def test_forward_skips():
@@ -358,7 +373,7 @@ def test_padding_beyond_the_text_and_the_decoded_steps_is_ignored():
 def test_attention_summary():
     healths = [
         attention_health(_hard(np.arange(20) // 2, 10)),  # healthy
-        attention_health(_hard([3] * 30, 10)),  # stuck: monotonic, never ends, hit the step limit
+        attention_health(_hard([1] * 30, 10)),  # stuck: monotonic, never ends, hit the step limit
         attention_health(_hard([0, 1, 2, 3, 4, 1, 2, 3, 4, 5], 6)),  # jumps back, reaches the end
         attention_health(np.full((4, 4), 0.25)),  # diffuse: argmax stays at 0
     ]
