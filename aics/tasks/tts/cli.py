@@ -34,9 +34,11 @@ class DefaultToSynth(click.Group):
 
 @click.group("tts", cls=DefaultToSynth)
 def cli() -> None:
-    """Speech synthesis: Tacotron2 mel spectrograms, WaveGlow or Griffin-Lim waveforms (NVIDIA checkpoints).
+    """Speech synthesis: Tacotron2 mel spectrograms, WaveGlow or Griffin-Lim waveforms (aics's own voice,
+    your trainings, NVIDIA checkpoints).
 
     \b
+    aics tts "Hello world." -o hello.wav      # the default voice that ships with aics
     aics tts "Hello world." -o hello.wav --tacotron2 T2.pt --waveglow WG.pt
     aics tts --input lines.txt -o outdir/ --tacotron2 T2.pt --vocoder griffinlim
     aics tts info nvidia_tacotron2pyt_fp32_20190427
