@@ -94,7 +94,34 @@ def _load_safetensors(path: Path) -> dict:
         text = json.loads(meta.get("text", "{}"))
     except json.JSONDecodeError:
         raise UserError(f"{path}: its metadata 'config' or 'text' is not JSON") from None
-    return {"state_dict": sd, "config": config, "layout": "aics voice (safetensors)", "text": text}
+    out = {"state_dict": sd, "config": config, "layout": "aics voice (safetensors)", "text": text}
+    if isinstance(text, dict) and "arpabet" in text:
+        out["text.arpabet"] = text["arpabet"]
+    out.update(_voice_info(meta.get("info")))
+    return out
+
+
+def _voice_info(raw: str | None) -> dict:
+    """What ``aics tts export`` recorded about a voice (source, note, scores) as printable one-liners."""
+    import json
+
+    try:
+        info = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    out = {k: info[k] for k in ("source", "note") if isinstance(info.get(k), str)}
+    sc = info.get("scores")
+    if isinstance(sc, dict):
+        labels = (("wer_synth", "judge WER"), ("cer_synth", "CER"), ("wer_real", "real recordings' WER"))
+        parts = [f"{label} {100 * sc[k]:.2f} %" for k, label in labels if isinstance(sc.get(k), (int, float))]
+        if isinstance(sc.get("mcd_dtw_db"), (int, float)):
+            parts.append(f"MCD-DTW {sc['mcd_dtw_db']:.2f} dB")
+        if parts:
+            n = sc.get("utterances")
+            out["scores"] = ", ".join(parts) + (f" ({n} {sc.get('subset', '')} utterances)" if n else "")
+    return out
 
 
 def _load(path: Path) -> object:

@@ -309,6 +309,9 @@ def test_an_exported_voice_speaks_as_the_default(trained, tmp_path, aics, monkey
         meta = f.metadata()
         assert meta["format"] == voice.FORMAT and '"note": "tiny test"' in meta["info"]
         assert all(f.get_tensor(k).dtype == torch.float32 for k in f.keys())  # noqa: SIM118
+    shown = aics("tts", "info", path)
+    assert "note: tiny test" in shown and f"source: {trained / 'ckpt' / 'best.pt'}" in shown
+    assert "scores:" not in shown  # none were given
     monkeypatch.setattr(voice, "DEFAULT_VOICE", path)
     monkeypatch.delenv("AICS_TACOTRON2", raising=False)
     aics("tts", "Hello.", "-o", tmp_path / "a.wav", "--max-decoder-steps", "10", "--seed", "3")

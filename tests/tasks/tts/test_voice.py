@@ -24,6 +24,12 @@ def test_the_default_voice_ships_with_its_card_and_config():
     assert DEFAULT_VOICE.stat().st_size + DEFAULT_VOICE.with_suffix(".json").stat().st_size < 20e6
 
 
+def test_tts_info_shows_what_the_voice_reads_and_its_recorded_scores(aics):
+    shown = aics("tts", "info", DEFAULT_VOICE)
+    assert "text.arpabet: 1.0" in shown  # a phones voice: aics tts reads through CMUdict for it
+    assert "scores: judge WER" in shown and "every key and shape matches" in shown
+
+
 def test_the_default_voice_says_held_out_sentences_the_judge_understands(tmp_path, aics, monkeypatch):
     pytest.importorskip("pocketsphinx")
     from aics.tasks.asr.judge import PocketsphinxJudge
